@@ -135,23 +135,33 @@ func parseHeader(b []byte) (Header, error) {
 // Parse decodes one frame from the start of b. It returns the frame, the
 // number of bytes consumed, and ErrShort when b does not yet hold a whole
 // frame (the caller reads more and tries again). The payload aliases b.
-// Parse never allocates and rejects a too-large length before its bytes
-// arrive, so a peer cannot make a reader buffer more than max bytes.
+// max is normalised like NewReader's (ClampMaxFrame: 0 means
+// DefaultMaxFrame, nothing above HardMaxFrame), so a misconfigured
+// negative or huge max cannot disable the limit.
+//
+// Parse never allocates and fails as early as the bytes allow, in the same
+// order as Reader: the length is checked once its 4 bytes are present (a
+// peer cannot make a reader buffer more than max bytes) and the version and
+// flags once the 12 header bytes are present (a bad header is rejected
+// without waiting for a payload that may never come).
 func Parse(b []byte, max int) (Frame, int, error) {
 	if len(b) < LengthSize {
 		return Frame{}, 0, ErrShort
 	}
 	n := binary.BigEndian.Uint32(b[:4])
-	if err := checkLength(n, max); err != nil {
+	if err := checkLength(n, ClampMaxFrame(max)); err != nil {
 		return Frame{}, 0, err
 	}
-	total := LengthSize + int(n)
-	if len(b) < total {
+	if len(b) < HeaderSize {
 		return Frame{}, 0, ErrShort
 	}
 	h, err := parseHeader(b[LengthSize:HeaderSize])
 	if err != nil {
 		return Frame{}, 0, err
+	}
+	total := LengthSize + int(n)
+	if len(b) < total {
+		return Frame{}, 0, ErrShort
 	}
 	return Frame{Header: h, Payload: b[HeaderSize:total:total]}, total, nil
 }

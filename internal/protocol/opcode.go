@@ -55,8 +55,9 @@ func Lookup(op Opcode) (OpInfo, bool) {
 	return OpInfo{}, false
 }
 
-// String returns the opcode's name, or its hex value when unknown. Metrics
-// label by String, so unknown opcodes collapse into one label value.
+// String returns the opcode's name, or "unknown" when the table has no
+// entry (Hex gives the value). Metrics label by String, so unknown opcodes
+// collapse into one label value instead of one series per value a peer sends.
 func (op Opcode) String() string {
 	if oi, ok := Lookup(op); ok {
 		return oi.Name

@@ -1,0 +1,56 @@
+# livecell — `make help` lists the targets.
+GO        ?= go
+BIN       ?= bin/livecell
+PKGS      ?= ./...
+FUZZTIME  ?= 60s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/livecell/livecell/internal/buildinfo.version=$(VERSION)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the livecell binary into bin/.
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/livecell
+
+.PHONY: run
+run: build ## Start the local world (router + every cell of cells.yaml) on embedded defaults.
+	./$(BIN) dev
+
+.PHONY: probe
+probe: build ## Probe the running local world end to end and print JSON.
+	./$(BIN) probe --json
+
+.PHONY: test
+test: fmt-check vet ## Run gofmt check, go vet and all tests with the race detector.
+	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: test-short
+test-short: ## Fast tests only (no race detector).
+	$(GO) test -short $(PKGS)
+
+.PHONY: vet
+vet: ## go vet.
+	$(GO) vet $(PKGS)
+
+.PHONY: fmt-check
+fmt-check: ## Fail if any file is not gofmt-formatted.
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 60s).
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./internal/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/token/
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (see docs/benchmarks.md for recorded figures).
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf bin

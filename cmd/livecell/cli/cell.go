@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livecell/livecell/cell"
+	"github.com/livecell/livecell/cell/accounts"
+	"github.com/livecell/livecell/internal/telemetry"
+)
+
+// cellFlags are shared by `livecell cell` and `livecell gateway`.
+type cellFlags struct {
+	cellID        string
+	services      string
+	database      string
+	apiListen     string
+	gatewayListen string
+	reusePort     bool
+	drainGrace    time.Duration
+	maxSessions   int
+	passwordAuth  bool
+}
+
+func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cellID, "cell", env("LIVECELL_CELL", ""), "id of this cell in cells.yaml (env LIVECELL_CELL; required)")
+	fl.StringVar(&f.services, "services", env("LIVECELL_SERVICES", defaultServices), "comma-separated services to run here: "+fmt.Sprint(cell.AllServices())+" (env LIVECELL_SERVICES; empty = all)")
+	fl.StringVar(&f.database, "database", env("LIVECELL_DATABASE_URL", ""), "PostgreSQL/CockroachDB URL (env LIVECELL_DATABASE_URL); empty uses the embedded store")
+	fl.StringVar(&f.apiListen, "api-listen", "", "override the HTTP API listen address from cells.yaml")
+	fl.StringVar(&f.gatewayListen, "gateway-listen", "", "override the gateway listen address from cells.yaml")
+	fl.BoolVar(&f.reusePort, "reuse-port", true, "bind the gateway with SO_REUSEPORT so several processes share its port")
+	fl.DurationVar(&f.drainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long players get to reconnect elsewhere before their sessions close")
+	fl.IntVar(&f.maxSessions, "max-sessions", 0, "refuse sessions beyond this many in this process (0: no limit)")
+	fl.BoolVar(&f.passwordAuth, "password-auth", true, "enable username/password registration and login (development and testing)")
+}
+
+func newCellCmd(g *globals) *cobra.Command {
+	f := &cellFlags{}
+	cmd := &cobra.Command{
+		Use:   "cell",
+		Short: "Run one cell: its services, gateway and HTTP API (all services unless --services)",
+		Long: `Cell runs one cell of cells.yaml in this process. With --services it runs only
+the named services; opcodes of services that run in other processes are
+forwarded to the cell's HTTP API with a server credential. On SIGTERM the
+gateway stops accepting, tells every player to reconnect elsewhere and closes
+the remaining sessions after --drain-grace.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runCell(cmd.Context(), g, f) },
+	}
+	f.register(cmd, "")
+	return cmd
+}
+
+func newGatewayCmd(g *globals) *cobra.Command {
+	f := &cellFlags{}
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run only a cell's TCP gateway (shorthand for `cell --services=gateway`)",
+		Long: `Gateway runs a cell's TCP gateway alone, forwarding service opcodes to the
+cell's HTTP API. Run several on one port (SO_REUSEPORT is on by default) to
+hold more sessions than one process's open-file limit allows.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.services = cell.ServiceGateway
+			return runCell(cmd.Context(), g, f)
+		},
+	}
+	f.register(cmd, cell.ServiceGateway)
+	_ = cmd.Flags().MarkHidden("services")
+	return cmd
+}
+
+func runCell(ctx context.Context, g *globals, f *cellFlags) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	cells, err := g.cells()
+	if err != nil {
+		return err
+	}
+	if f.cellID == "" {
+		return fmt.Errorf("--cell is required (one of %v)", cells.IDs())
+	}
+	cl, ok := cells.Cell(f.cellID)
+	if !ok {
+		return fmt.Errorf("--cell %q is not in cells.yaml (have %v)", f.cellID, cells.IDs())
+	}
+	services, err := cell.ParseServices(f.services)
+	if err != nil {
+		return err
+	}
+	tp, shutdownTracing, err := telemetry.SetupTracing(ctx, g.tracingConfig("livecell-cell-"+cl.ID))
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.Background())
+
+	keys, err := loadKeys(log, true)
+	if err != nil {
+		return err
+	}
+	st, err := openStores(ctx, log, f.database)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	cfg := cell.Config{
+		Cell: cl, Cells: cells, Services: services,
+		Accounts:  accounts.Config{PasswordAuth: f.passwordAuth, Argon2: accounts.DefaultArgon2()},
+		APIListen: f.apiListen, GatewayListen: f.gatewayListen,
+	}
+	cfg.Gateway.ReusePort = f.reusePort
+	cfg.Gateway.DrainGrace = f.drainGrace
+	cfg.Gateway.MaxSessions = f.maxSessions
+	c, err := cell.New(cfg, cell.Deps{
+		Logger: log, Keys: keys, ServerToken: env("LIVECELL_SERVER_TOKEN", ""),
+		AccountsStore: st.accounts, Directory: st.directory, Tracer: tp,
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("cell up", "cell", cl.ID, "services", services, "api", c.APIAddr(), "gateway", c.GatewayAddr())
+	<-ctx.Done()
+	log.Info("draining", "grace", f.drainGrace)
+	stopCtx, cancel := context.WithTimeout(context.Background(), f.drainGrace+10*time.Second)
+	defer cancel()
+	if err := c.Drain(stopCtx, "shutdown"); err != nil {
+		log.Warn("drain", "error", err)
+	}
+	return c.Stop(stopCtx)
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livecell/livecell/internal/telemetry"
+	"github.com/livecell/livecell/router"
+)
+
+func newRouterCmd(g *globals) *cobra.Command {
+	var (
+		database string
+		listen   string
+	)
+	cmd := &cobra.Command{
+		Use:   "router",
+		Short: "Run the global router (GET /v1/resolve) alone",
+		Long: `Router answers GET /v1/resolve from memory: a known player's home cell from the
+player directory, a new player's placement by region hint and capacity
+headroom, and the failover cell when a home cell is down. It probes every
+cell's /v1/status for health and load. Several routers can run side by side.
+
+The player directory lives in the database (--database); without one the
+router uses an empty in-memory directory, which only suits "livecell dev".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cells, err := g.cells()
+			if err != nil {
+				return err
+			}
+			tp, shutdownTracing, err := telemetry.SetupTracing(ctx, g.tracingConfig("livecell-router"))
+			if err != nil {
+				return err
+			}
+			defer shutdownTracing(context.Background())
+			st, err := openStores(ctx, log, database)
+			if err != nil {
+				return err
+			}
+			defer st.close()
+			if database == "" {
+				log.Warn("router without --database: the player directory is empty and private to this process")
+			}
+			reg := telemetry.NewRegistry("router")
+			r, err := router.New(router.Config{Cells: cells}, router.Deps{Logger: log, Metrics: reg, Homes: st.directory})
+			if err != nil {
+				return err
+			}
+			if err := r.Start(ctx); err != nil {
+				return err
+			}
+			if listen == "" {
+				listen = cells.Router.Listen
+			}
+			srv, err := serveHTTP(listen, withMetrics(reg, telemetry.InstrumentHTTP(reg, "router", tp, r.Handler())))
+			if err != nil {
+				return err
+			}
+			log.Info("router up", "listen", srv.addr(), "cells", cells.IDs())
+			<-ctx.Done()
+			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = r.Stop(stopCtx)
+			return srv.shutdown(stopCtx)
+		},
+	}
+	cmd.Flags().StringVar(&database, "database", env("LIVECELL_DATABASE_URL", ""), "PostgreSQL/CockroachDB URL holding the player directory (env LIVECELL_DATABASE_URL)")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address (default: router.listen in cells.yaml)")
+	return cmd
+}

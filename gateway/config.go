@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livecell/livecell/internal/protocol"
+)
+
+// Config holds a gateway's knobs. Zero values take the documented defaults.
+type Config struct {
+	CellID    string // announced in Welcome and passed to handlers as Caller.Cell; required
+	Listen    string // host:port; required (":0" picks a free port)
+	ReusePort bool   // SO_REUSEPORT, so several gateway processes share Listen
+
+	AuthTimeout       time.Duration // first frame deadline; default 5s
+	HeartbeatInterval time.Duration // announced in Welcome; default 15s
+	IdleTimeout       time.Duration // silence that closes a session; default 3×HeartbeatInterval
+	MaxFrame          int           // largest frame accepted and sent; default protocol.DefaultMaxFrame
+	OutboundQueue     int           // frames queued per session before it counts as a slow consumer; default 256
+	RateLimit         float64       // frames per second per session; default 50, negative disables
+	RateBurst         int           // token bucket depth; default 100
+	MaxInFlight       int           // concurrent handler requests per session; default 32
+	RequestTimeout    time.Duration // handler deadline; default 10s
+	WriteTimeout      time.Duration // one socket write; default 10s
+	DrainGrace        time.Duration // time clients get to leave after a Reconnect; default 10s
+	MaxSessions       int           // open connections (authenticated or not); 0 = unlimited
+}
+
+// Defaults, exported through Config's documentation.
+const (
+	defaultAuthTimeout    = 5 * time.Second
+	defaultHeartbeat      = 15 * time.Second
+	defaultOutboundQueue  = 256
+	defaultRateLimit      = 50
+	defaultRateBurst      = 100
+	defaultMaxInFlight    = 32
+	defaultRequestTimeout = 10 * time.Second
+	defaultWriteTimeout   = 10 * time.Second
+	defaultDrainGrace     = 10 * time.Second
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.CellID == "" {
+		return c, errors.New("gateway: config: CellID is required")
+	}
+	if c.Listen == "" {
+		return c, errors.New("gateway: config: Listen is required")
+	}
+	if c.MaxSessions < 0 {
+		return c, fmt.Errorf("gateway: config: MaxSessions %d is negative", c.MaxSessions)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AuthTimeout, defaultAuthTimeout)
+	def(&c.HeartbeatInterval, defaultHeartbeat)
+	def(&c.IdleTimeout, 3*c.HeartbeatInterval)
+	def(&c.RequestTimeout, defaultRequestTimeout)
+	def(&c.WriteTimeout, defaultWriteTimeout)
+	def(&c.DrainGrace, defaultDrainGrace)
+	c.MaxFrame = protocol.ClampMaxFrame(c.MaxFrame)
+	if c.OutboundQueue <= 0 {
+		c.OutboundQueue = defaultOutboundQueue
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = defaultRateLimit
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = defaultRateBurst
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = defaultMaxInFlight
+	}
+	return c, nil
+}
+
+// Identity is who a Hello proved to be.
+type Identity struct {
+	PlayerID  string
+	HomeCell  string
+	ExpiresAt time.Time
+}
+
+// Authenticator checks a Hello's credentials. The wiring implements it with
+// the token verifier: an access token with the player audience, or a resume
+// token. Errors should be *apierr.Error with invalid_token or token_expired;
+// their code goes back to the client.
+type Authenticator interface {
+	Authenticate(ctx context.Context, h protocol.Hello) (Identity, error)
+}
+
+// ResumeIssuer mints the resume tokens handed out in Welcome and Reconnect.
+type ResumeIssuer interface {
+	IssueResume(playerID, sessionID, cell string) (string, error)
+}
+
+// Deps are a gateway's collaborators.
+type Deps struct {
+	Logger   *slog.Logger          // nil discards
+	Metrics  prometheus.Registerer // nil keeps metrics in a private registry
+	Auth     Authenticator         // required
+	Resume   ResumeIssuer          // nil: no resume tokens
+	Handlers protocol.Handlers     // request opcodes served by the cell's services
+}

@@ -1,0 +1,128 @@
+package router
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/livecell/livecell/internal/apierr"
+	"github.com/livecell/livecell/internal/httpapi"
+)
+
+// maxQueryLen bounds the raw query of /v1/resolve: a UUID and a hint fit in
+// well under 200 bytes, and nothing bigger is worth parsing.
+const maxQueryLen = 256
+
+// CellHealth is one cell as the router sees it, served by GET /v1/cells.
+type CellHealth struct {
+	ID        string   `json:"id"`
+	Region    string   `json:"region"`
+	State     string   `json:"state"` // from cells.yaml
+	Gateway   string   `json:"gateway"`
+	API       string   `json:"api"`
+	Capacity  int      `json:"capacity"`
+	Failover  []string `json:"failover,omitempty"`
+	Up        bool     `json:"up"`
+	Sessions  int      `json:"sessions"`
+	Load      float64  `json:"load"` // sessions / capacity
+	Version   string   `json:"version,omitempty"`
+	Failures  int      `json:"consecutive_failures"`
+	LastError string   `json:"last_error,omitempty"`
+	LastProbe string   `json:"last_probe,omitempty"` // RFC 3339; empty before the first probe
+}
+
+// CellsResponse is the body of GET /v1/cells.
+type CellsResponse struct {
+	Version int          `json:"version"` // of cells.yaml
+	Cells   []CellHealth `json:"cells"`
+}
+
+// Cells returns every cell with its health and load, in cells.yaml order.
+func (r *Router) Cells() CellsResponse {
+	v := r.view.Load()
+	out := CellsResponse{Version: v.version, Cells: make([]CellHealth, len(v.cells))}
+	for i := range v.cells {
+		c := &v.cells[i]
+		ch := CellHealth{
+			ID: c.ID, Region: c.Region, State: string(c.State), Gateway: c.Gateway, API: c.API,
+			Capacity: c.Capacity, Failover: c.Failover, Up: c.up, Sessions: c.sessions,
+			Version: c.version, Failures: c.fails, LastError: c.lastErr,
+		}
+		if c.Capacity > 0 {
+			ch.Load = float64(c.sessions) / float64(c.Capacity)
+		}
+		if !c.lastAt.IsZero() {
+			ch.LastProbe = c.lastAt.UTC().Format(time.RFC3339Nano)
+		}
+		out.Cells[i] = ch
+	}
+	return out
+}
+
+// Handler serves the router's HTTP API:
+//
+//	GET /v1/resolve?player=<uuid>&region_hint=<cell id or region>
+//	GET /v1/cells
+//
+// It is a bare http.ServeMux so that telemetry.InstrumentHTTP, wrapped
+// around it by the process, labels metrics with the matched route.
+func (r *Router) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/resolve", r.serveResolve)
+	mux.HandleFunc("/v1/resolve", methodNotAllowed)
+	mux.HandleFunc("GET /v1/cells", r.serveCells)
+	mux.HandleFunc("/v1/cells", methodNotAllowed)
+	mux.HandleFunc("/", httpapi.NotFound)
+	return mux
+}
+
+func (r *Router) serveResolve(w http.ResponseWriter, req *http.Request) {
+	rr, err := parseResolveQuery(req.URL.RawQuery)
+	if err != nil {
+		r.m.observe("", err, 0)
+		httpapi.WriteError(w, req, r.log, err)
+		return
+	}
+	res, err := r.Resolve(req.Context(), rr)
+	if err != nil {
+		httpapi.WriteError(w, req, r.log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, res)
+}
+
+// parseResolveQuery is strict: a client that misspells a parameter learns
+// so at once instead of silently getting a different placement.
+func parseResolveQuery(raw string) (ResolveRequest, error) {
+	var rr ResolveRequest
+	if len(raw) > maxQueryLen {
+		return rr, apierr.New(apierr.BadRequest, "query string longer than %d bytes", maxQueryLen)
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return rr, apierr.New(apierr.BadRequest, "malformed query string")
+	}
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return rr, apierr.New(apierr.BadRequest, "query parameter %q given more than once", k)
+		}
+		switch k {
+		case "player":
+			rr.PlayerID = vs[0]
+		case "region_hint":
+			rr.RegionHint = vs[0]
+		default:
+			return rr, apierr.New(apierr.BadRequest, "unknown query parameter %q (want player, region_hint)", k)
+		}
+	}
+	return rr, nil
+}
+
+func (r *Router) serveCells(w http.ResponseWriter, req *http.Request) {
+	httpapi.WriteJSON(w, http.StatusOK, r.Cells())
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	httpapi.WriteError(w, r, nil, apierr.New(apierr.MethodNotAllowed, "use GET"))
+}

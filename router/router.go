@@ -1,0 +1,231 @@
+// Package router is livecell's global router: the first thing a game client
+// calls. It answers one question, "which cell should this player talk to
+// now?", and nothing else.
+//
+// What it does:
+//   - maps a known player to the home cell the player directory names
+//     (placement "existing");
+//   - when that cell is down or disabled, sends the player to the first
+//     healthy cell of the home's failover list in cells.yaml ("failover"),
+//     so players keep playing while their cell is out;
+//   - suggests a cell for a player with no account yet ("new"): the cell the
+//     client hints at (a cell id or a cloud region, e.g. from its own
+//     latency measurements) when it is healthy, active and not full, else
+//     the least-loaded healthy active cell;
+//   - probes every cell's /v1/status to know health (with hysteresis, so one
+//     slow probe does not move players) and load.
+//
+// What it does not do: it owns no data and writes nothing. It does not choose
+// or record homes (the control plane owns placement and the directory; the
+// router only reads it), it does not move players between cells, and it is
+// not on the path of a session: clients cache the cell they were given, so a
+// router outage only affects players who are starting the game. Being
+// stateless, any number of replicas can run behind one address.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livecell/livecell/cell/cellapi"
+	"github.com/livecell/livecell/internal/config"
+)
+
+// Config configures a Router. Zero durations and thresholds take defaults.
+type Config struct {
+	Cells         *config.Cells
+	ProbeInterval time.Duration // between probe rounds; default 2s
+	ProbeTimeout  time.Duration // per probe; default 1s
+	FailThreshold int           // consecutive failed probes that mark a cell down; default 3
+	RiseThreshold int           // consecutive good probes that bring it back; default 2
+}
+
+func (c *Config) setDefaults() {
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = 2 * time.Second
+	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = time.Second
+	}
+	if c.FailThreshold <= 0 {
+		c.FailThreshold = 3
+	}
+	if c.RiseThreshold <= 0 {
+		c.RiseThreshold = 2
+	}
+}
+
+// HomeLookup is what the router needs of the player directory. Home returns
+// the id of the player's home cell, or an error carrying apierr.UnknownPlayer
+// when the player has none. Any other error is treated as the directory
+// being unavailable.
+type HomeLookup interface {
+	Home(ctx context.Context, playerID string) (string, error)
+}
+
+// StatusSource reads a cell's status. HTTPStatus is the implementation used
+// in production; tests and an in-process world can answer directly.
+type StatusSource interface {
+	Status(ctx context.Context, c config.Cell) (cellapi.Status, error)
+}
+
+// Deps are the Router's collaborators.
+type Deps struct {
+	Logger  *slog.Logger          // nil discards logs
+	Metrics prometheus.Registerer // nil keeps metrics private to the Router
+	Homes   HomeLookup            // required
+	Status  StatusSource          // nil means HTTPStatus with a default client
+}
+
+// Router is the global router. Create it with New, then Start it.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	homes  HomeLookup
+	status StatusSource
+	m      *metrics
+
+	// view is an immutable snapshot of cells and their health that Resolve
+	// reads without locks; probe rounds and SetCells replace it.
+	view atomic.Pointer[view]
+
+	mu     sync.Mutex // guards cells and health, and orders publishes
+	cells  *config.Cells
+	health map[string]*health // by cell id
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc // of the probe loop; nil when not running
+	done   chan struct{}      // closed when the probe loop exits
+}
+
+// New returns a Router for cfg. Every cell starts down until its first
+// successful probe; Start runs one round before returning.
+func New(cfg Config, deps Deps) (*Router, error) {
+	if cfg.Cells == nil || len(cfg.Cells.Cells) == 0 {
+		return nil, errors.New("router: Config.Cells has no cells")
+	}
+	if deps.Homes == nil {
+		return nil, errors.New("router: Deps.Homes (the player directory) is required")
+	}
+	cfg.setDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = prometheus.NewRegistry()
+	}
+	if deps.Status == nil {
+		deps.Status = HTTPStatus{Client: &http.Client{Timeout: cfg.ProbeTimeout}}
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r := &Router{
+		cfg:    cfg,
+		log:    deps.Logger,
+		homes:  deps.Homes,
+		status: deps.Status,
+		m:      m,
+		cells:  cfg.Cells,
+		health: make(map[string]*health, len(cfg.Cells.Cells)),
+	}
+	for _, c := range cfg.Cells.Cells {
+		r.health[c.ID] = &health{}
+	}
+	r.mu.Lock()
+	r.publishLocked()
+	r.mu.Unlock()
+	return r, nil
+}
+
+// Start probes every cell once, so that a healthy world resolves as soon as
+// Start returns, then keeps probing every ProbeInterval in the background
+// until Stop is called or ctx is done.
+func (r *Router) Start(ctx context.Context) error {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	if r.cancel != nil {
+		return errors.New("router: already started")
+	}
+	r.probeRound(ctx)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("router: start: %w", err)
+	}
+	// The loop outlives this call but not ctx: a caller's cancellation
+	// still stops it, and Stop cancels it explicitly.
+	loopCtx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	r.done = make(chan struct{})
+	go r.probeLoop(loopCtx, r.done)
+	return nil
+}
+
+// Stop ends background probing and waits for the loop to exit, or for ctx.
+// Resolve keeps answering from the last known health.
+func (r *Router) Stop(ctx context.Context) error {
+	r.runMu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel, r.done = nil, nil
+	r.runMu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("router: stop: %w", ctx.Err())
+	}
+}
+
+func (r *Router) probeLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(r.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.probeRound(ctx)
+		}
+	}
+}
+
+// SetCells swaps in a new cells.yaml (a hot reload). Cells that still exist
+// keep their health and load, so a reload never marks a serving cell down;
+// new cells start down until probed. A probe round in flight while the swap
+// happens only updates cells whose API address did not change.
+func (r *Router) SetCells(cells *config.Cells) {
+	if cells == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]*health, len(cells.Cells))
+	for _, c := range cells.Cells {
+		if h, ok := r.health[c.ID]; ok {
+			next[c.ID] = h
+		} else {
+			next[c.ID] = &health{}
+		}
+	}
+	for id := range r.health {
+		if _, ok := next[id]; !ok {
+			r.m.forgetCell(id)
+		}
+	}
+	r.cells, r.health = cells, next
+	r.publishLocked()
+	r.log.Info("cells reloaded", "cells", len(cells.Cells), "version", cells.Version)
+}
