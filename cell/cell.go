@@ -318,21 +318,27 @@ func (c *Cell) Status() cellapi.Status {
 }
 
 // Start binds the API and gateway listeners and serves in the background.
+// A process that runs no HTTP service (a gateway alone) does not take the
+// cell's API address, which belongs to the services it forwards to: it serves
+// its status and metrics on APIListen, or an ephemeral loopback port.
 func (c *Cell) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", firstNonEmpty(c.cfg.APIListen, c.cfg.Cell.API))
+	listen := c.cfg.APIListen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+		if c.accounts != nil {
+			listen = c.cfg.Cell.API
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("cell %s: api listen: %w", c.cfg.Cell.ID, err)
 	}
 	c.apiLn = ln
-	// The gateway forwards to this API when services live elsewhere, so
-	// advertise the bound address before the gateway starts.
-	c.cfg.Cell.API = ln.Addr().String()
 	if c.gw != nil {
 		if err := c.gw.Start(ctx); err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("cell %s: %w", c.cfg.Cell.ID, err)
 		}
-		c.cfg.Cell.Gateway = c.gw.Addr().String()
 	}
 	go func() {
 		defer close(c.done)
@@ -346,8 +352,7 @@ func (c *Cell) Start(ctx context.Context) error {
 	return nil
 }
 
-// APIAddr and GatewayAddr are the bound addresses ("" before Start or when
-// the part does not run here).
+// APIAddr is the bound HTTP address ("" before Start).
 func (c *Cell) APIAddr() string { return addrOf(c.apiLn) }
 
 // GatewayAddr is the gateway's bound address, "" when it does not run here.

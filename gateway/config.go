@@ -23,7 +23,7 @@ type Config struct {
 	IdleTimeout       time.Duration // silence that closes a session; default 3×HeartbeatInterval
 	MaxFrame          int           // largest frame accepted and sent; default protocol.DefaultMaxFrame
 	OutboundQueue     int           // frames queued per session before it counts as a slow consumer; default 256
-	RateLimit         float64       // frames per second per session; default 50, negative disables
+	RateLimit         float64       // requests per second per session (pings exempt); default 50, negative disables
 	RateBurst         int           // token bucket depth; default 100
 	MaxInFlight       int           // concurrent handler requests per session; default 32
 	RequestTimeout    time.Duration // handler deadline; default 10s

@@ -46,6 +46,9 @@ type conn struct {
 	// Set once by table.bind under the table's lock; read-only afterwards.
 	player    string
 	sessionID string
+	// home is the player's home cell, set before bind: resume tokens name
+	// it so the session can resume at the home cell or its failover.
+	home string
 
 	ctx    context.Context // cancelled when the connection closes; parent of handler contexts
 	cancel context.CancelFunc
@@ -61,11 +64,10 @@ type conn struct {
 	violations    int
 	lastViolation time.Duration
 
-	mu      sync.Mutex // guards the fields below and deadline changes
-	out     *[]byte    // encoded frames for the writer; nil when empty (pooled)
-	queued  int        // frames in out
-	closed  bool
-	flushBy time.Time // write deadline once closed
+	mu     sync.Mutex // guards the fields below and deadline changes
+	out    *[]byte    // encoded frames for the writer; nil when empty (pooled)
+	queued int        // frames in out
+	closed bool
 }
 
 func newConn(g *Gateway, nc net.Conn) *conn {
@@ -83,15 +85,24 @@ func (c *conn) start() {
 // closing or f made it a slow consumer (which closes it). Callers keep f
 // within MaxFrame.
 func (c *conn) send(f protocol.Frame) bool {
+	ok, full := c.enqueue(f, false)
+	if full {
+		c.dropSlow()
+	}
+	return ok
+}
+
+// enqueue appends f to the queue; force skips the queue limit. It never
+// closes the connection itself, so it is safe under the table's lock.
+func (c *conn) enqueue(f protocol.Frame, force bool) (ok, full bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
-	if c.queued >= c.g.cfg.OutboundQueue {
+	if !force && c.queued >= c.g.cfg.OutboundQueue {
 		c.mu.Unlock()
-		c.dropSlow()
-		return false
+		return false, true
 	}
 	if c.out == nil {
 		c.out = c.g.wbufs.Get().(*[]byte)
@@ -103,7 +114,7 @@ func (c *conn) send(f protocol.Frame) bool {
 	c.g.m.op(f.Opcode).out.Inc()
 	c.mu.Unlock()
 	c.signal()
-	return true
+	return true, false
 }
 
 func (c *conn) signal() {
@@ -149,9 +160,9 @@ func (c *conn) closeWith(final *protocol.Frame, drop bool) bool {
 		*c.out = protocol.AppendFrame(*c.out, *final)
 		c.g.m.op(final.Opcode).out.Inc()
 	}
-	// Under mu, so the writer cannot overwrite it with a longer deadline.
-	c.flushBy = time.Now().Add(c.g.closeFlush)
-	_ = c.nc.SetWriteDeadline(c.flushBy)
+	// Under mu, so the writer cannot overwrite it with a longer deadline;
+	// it also cuts short a write already blocked on a peer not reading.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.closeFlush))
 	c.mu.Unlock()
 	c.signal()
 	c.cancel()
@@ -318,7 +329,13 @@ func (c *conn) writeLoop() {
 		_, err := c.nc.Write(*batch)
 		c.putWriteBuf(batch)
 		if err != nil {
-			c.closeWith(nil, true)
+			// A write blocked past WriteTimeout is a client that stopped
+			// reading before its queue filled: a slow consumer too.
+			if c.closeWith(nil, true) && errors.Is(err, os.ErrDeadlineExceeded) {
+				c.g.m.slowConsumers.Inc()
+				c.g.log.LogAttrs(c.ctx, slog.LevelWarn, "gateway: slow consumer dropped (write timeout)",
+					slog.String("remote", c.nc.RemoteAddr().String()))
+			}
 			c.finish(false)
 			return
 		}

@@ -29,6 +29,10 @@
 //
 // # Frames after the handshake
 //
+// An error frame that answers a request carries its request id and
+// FlagResponse; a connection-level one (the gateway closes right after it)
+// has request id 0 and no flag.
+//
 //   - A second Hello gets already_authenticated; the session continues.
 //   - OpPing is answered with OpPing|FlagResponse echoing the payload;
 //     OpEcho is answered with OpEcho|FlagResponse and the payload verbatim
@@ -47,11 +51,12 @@
 //     panics is answered with internal. At most Config.MaxInFlight handler
 //     requests run at once per session; beyond that a request gets
 //     rate_limited at once.
-//   - Every frame, whatever its opcode, takes a token from a per-session
-//     bucket (Config.RateLimit per second, Config.RateBurst deep). A frame
-//     over the limit gets rate_limited with retry_after_ms and is dropped;
-//     a session that keeps going over (maxViolations within
-//     violationWindow) gets rate_limited and is closed.
+//   - Every request except a ping takes a token from a per-session bucket
+//     (Config.RateLimit per second, Config.RateBurst deep); heartbeats are
+//     exempt so a client that backs off keeps its session. A request over
+//     the limit gets rate_limited with retry_after_ms and is dropped; a
+//     session that keeps going over (100 violations, each within 10s of
+//     the previous) gets rate_limited and is closed.
 //   - Any complete frame resets the idle timer; a session silent for longer
 //     than Config.IdleTimeout gets idle_timeout, then close.
 //
@@ -70,10 +75,11 @@
 // queue (Config.OutboundQueue frames not yet handed to the socket). A
 // client that stops reading fills it; the session is then dropped: its
 // queued frames are discarded, a slow_consumer error frame is attempted,
-// the connection closes and the drop is counted. Memory per session never
-// grows without bound, and whatever one connection does, the gateway keeps
-// serving the others: a panic in one session's goroutine is recovered and
-// closes only that session.
+// the connection closes and the drop is counted. A socket write blocked
+// past Config.WriteTimeout ends the session the same way. Memory per
+// session never grows without bound, and whatever one connection does, the
+// gateway keeps serving the others: a panic in one session's goroutine is
+// recovered and closes only that session.
 //
 // # Closing
 //
@@ -89,6 +95,17 @@
 // Config.DrainGrace for clients to leave and closes the rest with
 // OpBye{"draining"}. Stop closes the listener and every session with
 // OpBye{"shutting_down"} and waits for the gateway's goroutines.
+//
+// # Metrics
+//
+// Registered on Deps.Metrics with the prefix livecell_gateway_: sessions,
+// connections_total{result}, frames_received_total{opcode},
+// frames_sent_total{opcode} (queued to the client), requests_total{opcode,
+// code} (code "ok" on success), request_duration_seconds{opcode},
+// protocol_errors_total{code}, auth_failures_total{code},
+// pushes_total{result}, slow_consumer_drops_total, rate_limited_total and
+// drains_total. Opcode labels use protocol.Opcode.String, so opcodes
+// outside the protocol table share the label "unknown".
 //
 // # Processes and I/O
 //

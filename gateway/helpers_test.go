@@ -195,6 +195,9 @@ func wantError(t testing.TB, f protocol.Frame, code apierr.Code, id uint32) prot
 	if body.Code != string(code) || f.RequestID != id {
 		t.Fatalf("got error %q for request %d (%s), want %q for %d", body.Code, f.RequestID, body.Message, code, id)
 	}
+	if f.IsResponse() != (id != 0) {
+		t.Errorf("got response flag %v on an error for request %d, want it set exactly when answering a request", f.IsResponse(), id)
+	}
 	if body.Retryable != code.Retryable() {
 		t.Errorf("got retryable %v for %s, want %v", body.Retryable, code, code.Retryable())
 	}

@@ -35,17 +35,22 @@ func (c *conn) handle(f protocol.Frame) {
 		c.handleHello(f)
 		return
 	}
-	received := time.Now()
-	if c.g.cfg.RateLimit > 0 {
-		if ok, retry := c.bucket.take(time.Since(c.g.epoch), c.g.cfg.RateLimit, float64(c.g.cfg.RateBurst)); !ok {
-			c.rateLimited(f, om, retry)
-			return
-		}
-	}
 	if f.IsResponse() {
 		return // a client's answer to a ping: it only keeps the session alive
 	}
-	if f.Flags&protocol.FlagBinary != 0 {
+	received := time.Now()
+	binary := f.Flags&protocol.FlagBinary != 0
+	// Heartbeats are exempt from the request budget (docs/protocol.md), so
+	// a client backing off after rate_limited still keeps its session.
+	if f.Opcode != protocol.OpPing || binary {
+		if c.g.cfg.RateLimit > 0 {
+			if ok, retry := c.bucket.take(time.Since(c.g.epoch), c.g.cfg.RateLimit, float64(c.g.cfg.RateBurst)); !ok {
+				c.rateLimited(f, om, retry)
+				return
+			}
+		}
+	}
+	if binary {
 		c.requestFailed(f, om, apierr.UnsupportedEncoding, "binary payloads are not supported by protocol version 1", received)
 		return
 	}
@@ -152,8 +157,21 @@ func (c *conn) handleHello(f protocol.Frame) {
 	}
 
 	sessionID := rand.Text()
-	resume := c.resumeToken(id.PlayerID, sessionID)
-	old, ok := c.g.table.bind(c, id.PlayerID, sessionID)
+	c.home = id.HomeCell
+	if c.home == "" {
+		c.home = c.g.cfg.CellID
+	}
+	welcome, _ := json.Marshal(protocol.Welcome{ // strings and numbers only: cannot fail
+		SessionID:     sessionID,
+		PlayerID:      id.PlayerID,
+		Cell:          c.g.cfg.CellID,
+		HeartbeatMS:   c.g.cfg.HeartbeatInterval.Milliseconds(),
+		IdleTimeoutMS: c.g.cfg.IdleTimeout.Milliseconds(),
+		MaxFrame:      c.g.cfg.MaxFrame,
+		ResumeToken:   c.resumeToken(id.PlayerID, sessionID),
+		ServerTimeMS:  time.Now().UnixMilli(),
+	})
+	old, ok := c.g.table.bind(c, id.PlayerID, sessionID, protocol.Frame{Header: respond(f.Header), Payload: welcome})
 	if !ok {
 		return // closed while authenticating
 	}
@@ -162,16 +180,6 @@ func (c *conn) handleHello(f protocol.Frame) {
 		bye := byeFrame("session_replaced")
 		old.closeWith(&bye, false)
 	}
-	c.sendJSON(protocol.Frame{Header: respond(f.Header)}, protocol.Welcome{
-		SessionID:     c.sessionID,
-		PlayerID:      c.player,
-		Cell:          c.g.cfg.CellID,
-		HeartbeatMS:   c.g.cfg.HeartbeatInterval.Milliseconds(),
-		IdleTimeoutMS: c.g.cfg.IdleTimeout.Milliseconds(),
-		MaxFrame:      c.g.cfg.MaxFrame,
-		ResumeToken:   resume,
-		ServerTimeMS:  time.Now().UnixMilli(),
-	})
 	c.extendRead(c.g.cfg.IdleTimeout)
 }
 
@@ -188,7 +196,7 @@ func (c *conn) resumeToken(player, sessionID string) string {
 	if c.g.resume == nil {
 		return ""
 	}
-	tok, err := c.g.resume.IssueResume(player, sessionID, c.g.cfg.CellID)
+	tok, err := c.g.resume.IssueResume(player, sessionID, c.home)
 	if err != nil {
 		c.g.log.LogAttrs(c.ctx, slog.LevelWarn, "gateway: issue resume token",
 			slog.String("player", player), slog.String("error", err.Error()))
@@ -256,9 +264,16 @@ func (c *conn) sendJSON(f protocol.Frame, v any) bool {
 	return c.send(f)
 }
 
+// errorFrame builds an error frame. One that answers a request carries the
+// request's id and the response flag; a connection-level one has id 0 and
+// no flag (docs/protocol.md, Errors).
 func errorFrame(reqID uint32, body protocol.ErrorBody) protocol.Frame {
 	p, _ := json.Marshal(body) // strings and numbers only: cannot fail
-	return protocol.Frame{Header: protocol.Header{Opcode: protocol.OpError, RequestID: reqID}, Payload: p}
+	h := protocol.Header{Opcode: protocol.OpError, RequestID: reqID}
+	if reqID != 0 {
+		h.Flags = protocol.FlagResponse
+	}
+	return protocol.Frame{Header: h, Payload: p}
 }
 
 func codedError(reqID uint32, code apierr.Code, msg string) protocol.Frame {

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livecell/livecell/internal/protocol"
 )
 
 // table holds the gateway's connections in numbered slots and indexes the
@@ -48,17 +50,23 @@ func (t *table) add(c *conn, max int) (ok, full bool) {
 	return true, false
 }
 
-// bind names c's session and indexes it under its player, returning the
-// session it replaces. It refuses a connection that is already closing, so
-// a session closed while its Hello was being checked never enters the
-// index. The names are set under the lock because remove reads them.
-func (t *table) bind(c *conn, player, sessionID string) (old *conn, ok bool) {
+// bind names c's session, indexes it under its player and queues welcome,
+// returning the session it replaces. Indexing and queueing happen under
+// one lock so that the Welcome is the session's first frame (no push can
+// overtake it) and a client holding its Welcome is reachable by Push. It
+// refuses a connection that is already closing, so a session closed while
+// its Hello was being checked never enters the index. The names are set
+// under the lock because remove reads them.
+func (t *table) bind(c *conn, player, sessionID string, welcome protocol.Frame) (old *conn, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c.closing.Load() {
 		return nil, false
 	}
 	c.player, c.sessionID = player, sessionID
+	if ok, _ := c.enqueue(welcome, true); !ok {
+		return nil, false
+	}
 	if s, found := t.byPlayer[c.player]; found {
 		old = t.slots[s]
 	}

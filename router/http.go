@@ -3,6 +3,7 @@ package router
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/livecell/livecell/internal/apierr"
@@ -45,7 +46,7 @@ func (r *Router) Cells() CellsResponse {
 		c := &v.cells[i]
 		ch := CellHealth{
 			ID: c.ID, Region: c.Region, State: string(c.State), Gateway: c.Gateway, API: c.API,
-			Capacity: c.Capacity, Failover: c.Failover, Up: c.up, Sessions: c.sessions,
+			Capacity: c.Capacity, Failover: slices.Clone(c.Failover), Up: c.up, Sessions: c.sessions,
 			Version: c.version, Failures: c.fails, LastError: c.lastErr,
 		}
 		if c.Capacity > 0 {

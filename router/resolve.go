@@ -19,7 +19,8 @@ const (
 	// PlacementExisting: the player's home cell from the directory.
 	PlacementExisting Placement = "existing"
 	// PlacementFailover: the home cell is down or disabled; this is the first
-	// healthy cell of its failover list.
+	// healthy, active cell of its failover list (draining and disabled
+	// cells are skipped, as for new players).
 	PlacementFailover Placement = "failover"
 	// PlacementNew: no player was given; a suggestion for a new player.
 	PlacementNew Placement = "new"

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -203,7 +204,8 @@ func (c *Client) do(ctx context.Context, op protocol.Opcode, caller protocol.Cal
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			return nil, apierr.Wrap(name, apierr.Timeout, "the request timed out", err)
 		}
 		return nil, apierr.Wrap(name, apierr.Unavailable, "", err)
@@ -234,6 +236,14 @@ func responseError(name string, resp *http.Response, body []byte) error {
 	e := &apierr.Error{Op: name}
 	if json.Unmarshal(body, &eb) == nil && eb.Code.Known() {
 		e.Code, e.Msg = eb.Code, eb.Message
+		if resp.StatusCode == http.StatusUnauthorized {
+			// The player was authenticated by the gateway; a 401 here is the
+			// gateway's own server credential being refused. Telling the
+			// player "invalid_token" would send them to log in again for
+			// nothing, so report a retryable outage and keep the cause.
+			e.Code, e.Msg = apierr.Unavailable, ""
+			e.Err = fmt.Errorf("service refused the gateway's server credential: %s: %s", eb.Code, eb.Message)
+		}
 	} else {
 		switch {
 		case resp.StatusCode == http.StatusTooManyRequests:

@@ -129,6 +129,8 @@ func TestErrorCodes(t *testing.T) {
 	}
 }
 
+// TestUnauthorized: a refused server credential reaches the player as a
+// retryable outage, never as a token error about their own session.
 func TestUnauthorized(t *testing.T) {
 	srv, _ := newServer(t)
 	tests := []struct {
@@ -136,8 +138,8 @@ func TestUnauthorized(t *testing.T) {
 		token func(context.Context) (string, error)
 		code  apierr.Code
 	}{
-		{"no token", nil, apierr.Unauthenticated},
-		{"wrong token", func(context.Context) (string, error) { return "player-token", nil }, apierr.InvalidToken},
+		{"no token", nil, apierr.Unavailable},
+		{"wrong token", func(context.Context) (string, error) { return "player-token", nil }, apierr.Unavailable},
 		{"token source fails", func(context.Context) (string, error) { return "", errors.New("no signing key") }, apierr.Internal},
 	}
 	for _, tt := range tests {
@@ -252,4 +254,38 @@ func TestNewHandlerNeedsAuthorize(t *testing.T) {
 		}
 	}()
 	NewHandler(testHandlers(), nil, nil)
+}
+
+func TestSlowServiceTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	tests := []struct {
+		name string
+		c    *Client
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"context deadline", &Client{BaseURL: slow.URL, HTTP: slow.Client()},
+			func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 50*time.Millisecond)
+			}},
+		{"client timeout", &Client{BaseURL: slow.URL, HTTP: &http.Client{Timeout: 50 * time.Millisecond}},
+			func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			_, err := tt.c.Handlers(opWho)[opWho](ctx, protocol.Caller{PlayerID: "alice"}, nil)
+			if got := apierr.CodeOf(err); got != apierr.Timeout {
+				t.Errorf("got code %s (%v), want timeout", got, err)
+			}
+		})
+	}
 }

@@ -1,8 +1,10 @@
 package telemetry
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -139,6 +141,16 @@ func (h *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					code = http.StatusOK
 				}
 				return next(b)
+			}
+		},
+		Hijack: func(next httpsnoop.HijackFunc) httpsnoop.HijackFunc {
+			return func() (net.Conn, *bufio.ReadWriter, error) {
+				if code == 0 {
+					// The handler writes its own response on the raw
+					// connection; in practice a WebSocket upgrade.
+					code = http.StatusSwitchingProtocols
+				}
+				return next()
 			}
 		},
 		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {

@@ -163,3 +163,22 @@ func TestCLIHelpAndValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeFailsClearly(t *testing.T) {
+	// Nothing listens on this port: the probe must name the stage and exit 1.
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), []string{"probe", "--json", "--router", "http://127.0.0.1:1", "--timeout", "5s"}, &out, &errOut)
+	if code != 1 {
+		t.Fatalf("probe against nothing: exit %d, want 1", code)
+	}
+	var res probe.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("probe --json output %q: %v", out.String(), err)
+	}
+	if res.OK || res.Stage != "resolve" || res.Code != "unavailable" {
+		t.Fatalf("probe result = %+v, want ok=false stage=resolve code=unavailable", res)
+	}
+	if !strings.Contains(errOut.String(), "router unreachable") {
+		t.Fatalf("stderr %q lacks a clear message", errOut.String())
+	}
+}
