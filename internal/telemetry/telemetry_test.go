@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -594,8 +595,16 @@ func TestInstrumentHTTPKeepsInterfaces(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	// The client can see the hijacked response before the handler returns
+	// and the middleware records it, so wait (bounded) for the count.
 	for _, tt := range []struct{ route, code string }{{"/ws", "101"}, {"/stream", "200"}} {
-		if got, _ := metricValue(t, reg, "livecell_http_requests_total", map[string]string{"route": tt.route, "code": tt.code}); got != 1 {
+		var got float64
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if got, _ = metricValue(t, reg, "livecell_http_requests_total", map[string]string{"route": tt.route, "code": tt.code}); got == 1 {
+				break
+			}
+		}
+		if got != 1 {
 			t.Errorf("requests{route=%s,code=%s}: got %v, want 1", tt.route, tt.code, got)
 		}
 	}
