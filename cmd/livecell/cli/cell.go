@@ -9,7 +9,6 @@ import (
 
 	"github.com/livecell/livecell/cell"
 	"github.com/livecell/livecell/cell/accounts"
-	"github.com/livecell/livecell/internal/telemetry"
 )
 
 // cellFlags are shared by `livecell cell` and `livecell gateway`.
@@ -75,14 +74,12 @@ hold more sessions than one process's open-file limit allows.`,
 }
 
 func runCell(ctx context.Context, g *globals, f *cellFlags) error {
-	log, err := g.logger()
+	p, err := g.process(ctx, "livecell-cell")
 	if err != nil {
 		return err
 	}
-	cells, err := g.cells()
-	if err != nil {
-		return err
-	}
+	defer p.shutdown(context.Background())
+	log, cells := p.log, p.cells
 	if f.cellID == "" {
 		return fmt.Errorf("--cell is required (one of %v)", cells.IDs())
 	}
@@ -94,12 +91,6 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 	if err != nil {
 		return err
 	}
-	tp, shutdownTracing, err := telemetry.SetupTracing(ctx, g.tracingConfig("livecell-cell-"+cl.ID))
-	if err != nil {
-		return err
-	}
-	defer shutdownTracing(context.Background())
-
 	keys, err := loadKeys(log, true)
 	if err != nil {
 		return err
@@ -120,7 +111,7 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 	cfg.Gateway.MaxSessions = f.maxSessions
 	c, err := cell.New(cfg, cell.Deps{
 		Logger: log, Keys: keys, ServerToken: env("LIVECELL_SERVER_TOKEN", ""),
-		AccountsStore: st.accounts, Directory: st.directory, Tracer: tp,
+		AccountsStore: st.accounts, Directory: st.directory, Tracer: p.tp,
 	})
 	if err != nil {
 		return err

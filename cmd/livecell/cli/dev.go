@@ -36,22 +36,14 @@ It needs nothing installed: storage is embedded and in-memory unless
 generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			cells, err := g.cells()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			tp, shutdownTracing, err := telemetry.SetupTracing(ctx, g.tracingConfig("livecell-dev"))
+			p, err := g.process(ctx, "livecell-dev")
 			if err != nil {
 				return err
 			}
-			defer shutdownTracing(context.Background())
+			defer p.shutdown(context.Background())
 
-			w, err := startWorld(ctx, log, cells, worldOptions{database: database, tracer: tp, drainGrace: drainGrace})
+			w, err := startWorld(ctx, p.log, p.cells, worldOptions{database: database, tracer: p.tp, drainGrace: drainGrace})
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/telemetry"
@@ -103,6 +104,29 @@ func (g *globals) cells() (*config.Cells, error) {
 	return config.Load(g.configPath)
 }
 
-func (g *globals) tracingConfig(service string) telemetry.TracingConfig {
-	return telemetry.TracingConfig{Exporter: g.tracing, Endpoint: g.otlpEndpoint, ServiceName: service, SampleRatio: 1}
+// process is what every long-running subcommand sets up first.
+type process struct {
+	log   *slog.Logger
+	cells *config.Cells
+	tp    trace.TracerProvider
+	// shutdown flushes traces; call it when the process ends.
+	shutdown func(context.Context) error
+}
+
+func (g *globals) process(ctx context.Context, service string) (*process, error) {
+	log, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	cells, err := g.cells()
+	if err != nil {
+		return nil, err
+	}
+	tp, shutdown, err := telemetry.SetupTracing(ctx, telemetry.TracingConfig{
+		Exporter: g.tracing, Endpoint: g.otlpEndpoint, ServiceName: service, SampleRatio: 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &process{log: log, cells: cells, tp: tp, shutdown: shutdown}, nil
 }

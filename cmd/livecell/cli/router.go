@@ -28,19 +28,12 @@ router uses an empty in-memory directory, which only suits "livecell dev".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log, err := g.logger()
+			p, err := g.process(ctx, "livecell-router")
 			if err != nil {
 				return err
 			}
-			cells, err := g.cells()
-			if err != nil {
-				return err
-			}
-			tp, shutdownTracing, err := telemetry.SetupTracing(ctx, g.tracingConfig("livecell-router"))
-			if err != nil {
-				return err
-			}
-			defer shutdownTracing(context.Background())
+			defer p.shutdown(context.Background())
+			log, cells := p.log, p.cells
 			st, err := openStores(ctx, log, database)
 			if err != nil {
 				return err
@@ -60,7 +53,7 @@ router uses an empty in-memory directory, which only suits "livecell dev".`,
 			if listen == "" {
 				listen = cells.Router.Listen
 			}
-			srv, err := serveHTTP(listen, withMetrics(reg, telemetry.InstrumentHTTP(reg, "router", tp, r.Handler())))
+			srv, err := serveHTTP(listen, withMetrics(reg, telemetry.InstrumentHTTP(reg, "router", p.tp, r.Handler())))
 			if err != nil {
 				return err
 			}
