@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/livecell/livecell/cell/accounts"
+	"github.com/livecell/livecell/cell/accounts/platform"
 	"github.com/livecell/livecell/cell/cellapi"
 	"github.com/livecell/livecell/gateway"
 	"github.com/livecell/livecell/internal/buildinfo"
@@ -95,11 +96,21 @@ type Deps struct {
 	AccountsStore accounts.Store
 	Directory     homeWriter
 	Tracer        trace.TracerProvider
+
+	// Steam and Epic verify platform sign-ins (steam.Verifier,
+	// epic.Verifier). A nil one turns that platform off on this cell.
+	Steam platformVerifier
+	Epic  platformVerifier
 }
 
 // homeWriter records a new player's home cell in the global directory.
 type homeWriter interface {
 	SetHome(ctx context.Context, playerID, cellID string) error
+}
+
+// platformVerifier checks a ticket a game client got from its platform.
+type platformVerifier interface {
+	Verify(ctx context.Context, ticket string) (platform.Identity, error)
 }
 
 // Cell is a running cell.
@@ -172,6 +183,8 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 			Tokens:  c.signer,
 			Verify:  playerVerifier{c.verifier},
 			Homes:   deps.Directory,
+			Steam:   deps.Steam,
+			Epic:    deps.Epic,
 			Metrics: metrics,
 		})
 		if err != nil {

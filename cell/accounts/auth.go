@@ -14,7 +14,7 @@ import (
 )
 
 // register creates a development account and issues its first token.
-func (s *Service) register(ctx context.Context, req accountsapi.RegisterRequest) (accountsapi.AuthResponse, error) {
+func (s *Service) register(ctx context.Context, _ *attempt, req accountsapi.RegisterRequest) (accountsapi.AuthResponse, error) {
 	const op = "accounts.Register"
 	username, err := normalizeUsername(req.Username)
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *Service) register(ctx context.Context, req accountsapi.RegisterRequest)
 		return accountsapi.AuthResponse{}, storeError(op, err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "player registered", slog.String("player_id", p.ID))
-	return s.issue(op, p)
+	return s.issueSession(ctx, op, p, true)
 }
 
 // login checks a username and password and issues an access token.
@@ -78,13 +78,19 @@ func (s *Service) register(ctx context.Context, req accountsapi.RegisterRequest)
 // An unknown username and a wrong password give the same error, and both
 // cost one argon2 verification, so neither the answer nor its timing tells
 // a caller whether the account exists.
-func (s *Service) login(ctx context.Context, req accountsapi.LoginRequest) (accountsapi.AuthResponse, error) {
+//
+// The per-account rate limit is keyed by the name as typed (normalised), so
+// it treats names with and without an account alike too.
+func (s *Service) login(ctx context.Context, a *attempt, req accountsapi.LoginRequest) (accountsapi.AuthResponse, error) {
 	const op = "accounts.Login"
 	username, err := normalizeUsername(req.Username)
 	if err != nil {
 		return accountsapi.AuthResponse{}, err
 	}
 	if err := checkLoginPassword(req.Password); err != nil {
+		return accountsapi.AuthResponse{}, err
+	}
+	if err := a.forAccount("user:" + username); err != nil {
 		return accountsapi.AuthResponse{}, err
 	}
 	p, err := s.store.PlayerByUsername(ctx, username)
@@ -110,7 +116,7 @@ func (s *Service) login(ctx context.Context, req accountsapi.LoginRequest) (acco
 		return accountsapi.AuthResponse{}, apierr.New(apierr.InvalidCredentials, "invalid username or password")
 	}
 	s.log.LogAttrs(ctx, slog.LevelDebug, "player logged in", slog.String("player_id", p.ID))
-	return s.issue(op, p)
+	return s.issueSession(ctx, op, p, false)
 }
 
 // issue signs an access token for p. The token names the player's stored
@@ -165,7 +171,19 @@ func (s *Service) me(ctx context.Context, playerID string) (accountsapi.Me, erro
 		}
 		return accountsapi.Me{}, storeError(op, err)
 	}
-	return accountsapi.Me{PlayerID: p.ID, Username: p.Username, HomeCell: p.HomeCell, CreatedAt: p.CreatedAt.UTC()}, nil
+	ids, err := s.store.Identities(ctx, p.ID)
+	if err != nil {
+		return accountsapi.Me{}, storeError(op, err)
+	}
+	me := accountsapi.Me{
+		PlayerID: p.ID, Username: p.Username, HomeCell: p.HomeCell, CreatedAt: p.CreatedAt.UTC(),
+		HasPassword: p.PasswordHash != "",
+		Identities:  make([]accountsapi.Identity, len(ids)),
+	}
+	for i, id := range ids {
+		me.Identities[i] = wireIdentity(id)
+	}
+	return me, nil
 }
 
 // withHashSlot runs fn, an argon2 computation, once a hashing slot is free.

@@ -2,15 +2,19 @@
 // their credentials and issues the short-lived access tokens that the cell's
 // gateway and HTTP APIs accept.
 //
-// This is the foundation: development username/password accounts (argon2id)
-// and the caller's own account. Platform logins (Steam, Epic) and refresh
-// tokens come later as further ways to reach the same Player; nothing here
-// assumes a password is the only credential.
+// A player signs in with a platform account (Steam session tickets, Epic
+// ID tokens: the first login creates the player, later platforms link to
+// it) or, for development, a username and password (argon2id). Every
+// sign-in returns a short-lived access token and an opaque refresh token;
+// refresh tokens rotate on every use and a reused one revokes its whole
+// family (reuse means it was copied). Sign-in attempts are rate limited per
+// source address and per account name, failures costing more.
 //
 // The service depends only on small interfaces it defines (Store, and the
-// token issuer, token verifier and home directory in Deps), so the wiring
-// chooses the implementations: memstore or pgstore, in-process or remote
-// directory. Other components use cell/accountsapi, never this package.
+// token issuer, token verifier, home directory and platform verifiers in
+// Deps), so the wiring chooses the implementations: memstore or pgstore,
+// in-process or remote directory, real or test platforms. Other components
+// use cell/accountsapi, never this package.
 package accounts
 
 import (
@@ -22,6 +26,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/livecell/livecell/cell/accounts/platform"
+	"github.com/livecell/livecell/cell/accountsapi"
 )
 
 // MaxAccessTokenTTL bounds access token lifetimes: access tokens cannot be
@@ -31,6 +38,14 @@ const MaxAccessTokenTTL = 15 * time.Minute
 // minAccessTokenTTL keeps ExpiresIn meaningful: a token that expires before
 // the client can present it is a misconfiguration.
 const minAccessTokenTTL = time.Minute
+
+// Refresh token lifetimes. Each rotation starts a new lifetime, so a player
+// who plays at least once per TTL stays signed in.
+const (
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+	minRefreshTokenTTL     = time.Hour
+	maxRefreshTokenTTL     = 365 * 24 * time.Hour
+)
 
 // Config configures the accounts service of one cell.
 type Config struct {
@@ -49,6 +64,12 @@ type Config struct {
 	// GOMAXPROCS). Each holds Argon2.MemoryKiB of memory, so this bounds
 	// the memory a burst of logins can take; the rest wait their turn.
 	MaxConcurrentHashes int
+	// RefreshTokenTTL is the lifetime of refresh tokens (0 means
+	// DefaultRefreshTokenTTL; 1 hour to 365 days).
+	RefreshTokenTTL time.Duration
+	// RateLimit bounds sign-in attempts; the zero value is on, with
+	// defaults.
+	RateLimit RateLimitConfig
 }
 
 // tokenIssuer issues player access tokens; *token.Signer satisfies it.
@@ -89,13 +110,27 @@ var (
 	_ homeSetter     = SetHomeFunc(nil)
 )
 
+// platformVerifier checks a ticket or token a game client got from its
+// platform and says whose it is; steam.Verifier and epic.Verifier satisfy
+// it. Errors carry the apierr codes package platform documents:
+// bad_request (not a ticket), invalid_credentials (rejected),
+// permission_denied (banned), unavailable (platform unreachable).
+type platformVerifier interface {
+	Verify(ctx context.Context, ticket string) (platform.Identity, error)
+}
+
 // Deps are the service's collaborators.
 type Deps struct {
-	Logger  *slog.Logger // nil discards logs; the wiring adds service and cell attributes
-	Store   Store
-	Tokens  tokenIssuer
-	Verify  playerVerifier
-	Homes   homeSetter
+	Logger *slog.Logger // nil discards logs; the wiring adds service and cell attributes
+	Store  Store
+	Tokens tokenIssuer
+	Verify playerVerifier
+	Homes  homeSetter
+	// Steam and Epic verify platform sign-ins. A nil one turns that
+	// platform off on this cell: its login and link endpoints answer 403
+	// permission_denied. (Pass a nil interface, not a typed nil pointer.)
+	Steam   platformVerifier
+	Epic    platformVerifier
 	Now     func() time.Time      // nil means time.Now
 	Metrics prometheus.Registerer // nil records no metrics; the wiring adds the cell label
 }
@@ -110,6 +145,10 @@ type Service struct {
 	homes   homeSetter
 	now     func() time.Time
 	metrics *metrics
+	// platforms maps accountsapi.Provider* to its verifier; absent means off.
+	platforms map[string]platformVerifier
+	// limits is nil when rate limiting is disabled.
+	limits *limits
 
 	// hashSlots bounds concurrent argon2 work (see Config.MaxConcurrentHashes).
 	hashSlots chan struct{}
@@ -141,6 +180,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
 	case cfg.MaxConcurrentHashes < 0:
 		return nil, fmt.Errorf("accounts.New: MaxConcurrentHashes %d is negative", cfg.MaxConcurrentHashes)
+	}
+	switch {
+	case cfg.RefreshTokenTTL == 0:
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	case cfg.RefreshTokenTTL < minRefreshTokenTTL || cfg.RefreshTokenTTL > maxRefreshTokenTTL:
+		return nil, fmt.Errorf("accounts.New: refresh token TTL %v out of range %v..%v", cfg.RefreshTokenTTL, minRefreshTokenTTL, maxRefreshTokenTTL)
+	}
+	if !cfg.RateLimit.Disabled {
+		if err := cfg.RateLimit.setDefaults(); err != nil {
+			return nil, fmt.Errorf("accounts.New: %w", err)
+		}
 	}
 	var missing []string
 	if deps.Store == nil {
@@ -174,6 +224,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accounts.New: %w", err)
 	}
+	platforms := make(map[string]platformVerifier)
+	for provider, v := range map[string]platformVerifier{accountsapi.ProviderSteam: deps.Steam, accountsapi.ProviderEpic: deps.Epic} {
+		if v != nil {
+			platforms[provider] = v
+		}
+	}
 	return &Service{
 		cfg:       cfg,
 		log:       deps.Logger,
@@ -183,6 +239,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		homes:     deps.Homes,
 		now:       deps.Now,
 		metrics:   m,
+		platforms: platforms,
+		limits:    newLimits(cfg.RateLimit),
 		hashSlots: make(chan struct{}, cfg.MaxConcurrentHashes),
 		dummyHash: dummy,
 	}, nil

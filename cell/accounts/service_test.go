@@ -74,11 +74,20 @@ func (f *fakeHomes) SetHome(ctx context.Context, playerID, cellID string) error 
 
 func (f *fakeHomes) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.homes) }
 
-// countingStore counts successful creates, so tests can assert that bad
-// input wrote nothing.
+// countingStore counts successful writes, so tests can assert that bad
+// input wrote nothing: created counts players, writes every write of any
+// kind (players, identities, refresh tokens).
 type countingStore struct {
 	accounts.Store
 	created atomic.Int64
+	writes  atomic.Int64
+}
+
+func (s *countingStore) wrote(err error) error {
+	if err == nil {
+		s.writes.Add(1)
+	}
+	return err
 }
 
 func (s *countingStore) CreatePlayer(ctx context.Context, p accounts.Player) error {
@@ -86,7 +95,47 @@ func (s *countingStore) CreatePlayer(ctx context.Context, p accounts.Player) err
 	if err == nil {
 		s.created.Add(1)
 	}
-	return err
+	return s.wrote(err)
+}
+
+func (s *countingStore) CreatePlayerWithIdentity(ctx context.Context, p accounts.Player, id accounts.Identity) error {
+	err := s.Store.CreatePlayerWithIdentity(ctx, p, id)
+	if err == nil {
+		s.created.Add(1)
+	}
+	return s.wrote(err)
+}
+
+func (s *countingStore) LinkIdentity(ctx context.Context, id accounts.Identity) (accounts.Identity, bool, error) {
+	got, created, err := s.Store.LinkIdentity(ctx, id)
+	if created {
+		s.writes.Add(1)
+	}
+	return got, created, err
+}
+
+func (s *countingStore) UnlinkIdentity(ctx context.Context, playerID, provider string, passwordSignIn bool) error {
+	return s.wrote(s.Store.UnlinkIdentity(ctx, playerID, provider, passwordSignIn))
+}
+
+func (s *countingStore) CreateRefreshToken(ctx context.Context, t accounts.RefreshToken) error {
+	return s.wrote(s.Store.CreateRefreshToken(ctx, t))
+}
+
+func (s *countingStore) RotateRefreshToken(ctx context.Context, hash string, next accounts.RefreshToken, now time.Time) (accounts.RefreshResult, error) {
+	res, err := s.Store.RotateRefreshToken(ctx, hash, next, now)
+	if res.Outcome == accounts.RefreshRotated || res.Outcome == accounts.RefreshReused {
+		s.writes.Add(1)
+	}
+	return res, err
+}
+
+func (s *countingStore) RevokeRefreshFamily(ctx context.Context, hash string, now time.Time) (bool, error) {
+	found, err := s.Store.RevokeRefreshFamily(ctx, hash, now)
+	if found {
+		s.writes.Add(1)
+	}
+	return found, err
 }
 
 // syncBuffer collects log output from concurrent handlers.
@@ -114,6 +163,8 @@ type env struct {
 	keys     *token.KeySet
 	logs     *syncBuffer
 	reg      *prometheus.Registry
+	steam    *fakePlatform // configured on the service unless a test removes it
+	epic     *fakePlatform
 }
 
 func newEnv(t testing.TB, mutate func(*accounts.Config, *accounts.Deps)) *env {
@@ -129,6 +180,7 @@ func newEnv(t testing.TB, mutate func(*accounts.Config, *accounts.Deps)) *env {
 	e.verifier = token.NewVerifier(e.keys, e.clock.Now)
 	e.store = &countingStore{Store: memstore.New()}
 	e.homes = &fakeHomes{store: e.store, homes: map[string]string{}}
+	e.steam, e.epic = newFakePlatform(accountsapi.ProviderSteam), newFakePlatform(accountsapi.ProviderEpic)
 	cfg := accounts.Config{CellID: cellID, PasswordAuth: true, Argon2: cheapArgon2()}
 	deps := accounts.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -136,11 +188,20 @@ func newEnv(t testing.TB, mutate func(*accounts.Config, *accounts.Deps)) *env {
 		Tokens:  e.signer,
 		Verify:  verifyPlayer(e.verifier),
 		Homes:   e.homes,
+		Steam:   e.steam,
+		Epic:    e.epic,
 		Now:     e.clock.Now,
 		Metrics: e.reg,
 	}
 	if mutate != nil {
 		mutate(&cfg, &deps)
+	}
+	if deps.Store != accounts.Store(e.store) && deps.Store != nil {
+		// The test brought its own store (pgstore, a failing one): count
+		// its writes instead.
+		e.store = &countingStore{Store: deps.Store}
+		e.homes.store = e.store
+		deps.Store = e.store
 	}
 	if e.svc, err = accounts.New(cfg, deps); err != nil {
 		t.Fatalf("accounts.New = %v", err)
@@ -326,8 +387,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 				if r.status != tt.wantStatus || b.Code != tt.wantCode || !strings.Contains(b.Message, tt.wantMsg) {
 					t.Errorf("status %d body %s, want %d code %q message with %q", r.status, r.body, tt.wantStatus, tt.wantCode, tt.wantMsg)
 				}
-				if n := e.store.created.Load(); n != 0 {
-					t.Errorf("players stored = %d, want 0", n)
+				if n := e.store.writes.Load(); n != 0 {
+					t.Errorf("store writes = %d, want 0", n)
 				}
 				if n := e.homes.count(); n != 0 {
 					t.Errorf("directory entries = %d, want 0", n)
@@ -500,23 +561,52 @@ func TestSetHomeFailure(t *testing.T) {
 // failingStore fails every call with an uncoded infrastructure error.
 type failingStore struct{}
 
-func (failingStore) CreatePlayer(context.Context, accounts.Player) error {
-	return errors.New("pgx: connection to 10.0.0.5:26257 reset")
-}
+var errStoreDown = errors.New("pgx: connection to 10.0.0.5:26257 reset")
+
+func (failingStore) CreatePlayer(context.Context, accounts.Player) error { return errStoreDown }
 func (failingStore) PlayerByUsername(context.Context, string) (accounts.Player, error) {
-	return accounts.Player{}, errors.New("pgx: connection to 10.0.0.5:26257 reset")
+	return accounts.Player{}, errStoreDown
 }
 func (failingStore) PlayerByID(context.Context, string) (accounts.Player, error) {
-	return accounts.Player{}, errors.New("pgx: connection to 10.0.0.5:26257 reset")
+	return accounts.Player{}, errStoreDown
+}
+func (failingStore) CreatePlayerWithIdentity(context.Context, accounts.Player, accounts.Identity) error {
+	return errStoreDown
+}
+func (failingStore) PlayerByIdentity(context.Context, string, string) (accounts.Player, error) {
+	return accounts.Player{}, errStoreDown
+}
+func (failingStore) LinkIdentity(context.Context, accounts.Identity) (accounts.Identity, bool, error) {
+	return accounts.Identity{}, false, errStoreDown
+}
+func (failingStore) UnlinkIdentity(context.Context, string, string, bool) error { return errStoreDown }
+func (failingStore) Identities(context.Context, string) ([]accounts.Identity, error) {
+	return nil, errStoreDown
+}
+func (failingStore) CreateRefreshToken(context.Context, accounts.RefreshToken) error {
+	return errStoreDown
+}
+func (failingStore) RotateRefreshToken(context.Context, string, accounts.RefreshToken, time.Time) (accounts.RefreshResult, error) {
+	return accounts.RefreshResult{}, errStoreDown
+}
+func (failingStore) RevokeRefreshFamily(context.Context, string, time.Time) (bool, error) {
+	return false, errStoreDown
 }
 
 func TestStoreFailureIsInternal(t *testing.T) {
 	e := newEnv(t, func(_ *accounts.Config, d *accounts.Deps) { d.Store = failingStore{} })
 	tok, _, _ := e.signer.IssuePlayer("p-1", cellID, time.Minute)
+	e.steam.add("t-1", "76561198000000001", "")
 	for _, r := range []response{
 		e.post(accountsapi.PathRegister, authBody("alice", "password1")),
 		e.post(accountsapi.PathLogin, authBody("alice", "password1")),
 		e.me(tok),
+		e.post(accountsapi.PathSteamLogin, `{"ticket":"t-1"}`),
+		e.post(accountsapi.PathRefresh, `{"refresh_token":"`+strings.Repeat("A", 43)+`"}`),
+		e.post(accountsapi.PathLogout, `{"refresh_token":"`+strings.Repeat("A", 43)+`"}`),
+		e.do(http.MethodPost, accountsapi.PathIdentities, "application/json", strings.NewReader(`{"provider":"steam","ticket":"t-1"}`),
+			map[string]string{"Authorization": "Bearer " + tok}),
+		e.do(http.MethodDelete, accountsapi.PathIdentity("steam"), "", nil, map[string]string{"Authorization": "Bearer " + tok}),
 	} {
 		b := r.errBody(t)
 		if r.status != 500 || b.Code != apierr.Internal || strings.Contains(string(r.body), "10.0.0.5") {
@@ -730,9 +820,10 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) f
 }
 
 func BenchmarkLogin(b *testing.B) {
-	e := newEnv(b, func(_ *accounts.Config, d *accounts.Deps) {
+	e := newEnv(b, func(c *accounts.Config, d *accounts.Deps) {
 		d.Logger = slog.New(slog.DiscardHandler)
 		d.Metrics = nil
+		c.RateLimit.Disabled = true // one source, many logins
 	})
 	e.register("alice", "password1")
 	body := []byte(authBody("alice", "password1"))

@@ -191,20 +191,135 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestWireNames(t *testing.T) {
-	b, err := json.Marshal(AuthResponse{PlayerID: "p", HomeCell: "c", AccessToken: "t", TokenType: TokenTypeBearer, ExpiresIn: 60})
-	if err != nil {
-		t.Fatal(err)
+	linked := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"AuthResponse", AuthResponse{PlayerID: "p", HomeCell: "c", AccessToken: "t", TokenType: TokenTypeBearer, ExpiresIn: 60, RefreshToken: "r", RefreshExpiresIn: 3600, NewAccount: true},
+			`{"player_id":"p","home_cell":"c","access_token":"t","token_type":"Bearer","expires_in":60,"refresh_token":"r","refresh_expires_in":3600,"new_account":true}`},
+		{"AuthResponse of a returning player", AuthResponse{PlayerID: "p", HomeCell: "c", AccessToken: "t", TokenType: TokenTypeBearer, ExpiresIn: 60, RefreshToken: "r", RefreshExpiresIn: 3600},
+			`{"player_id":"p","home_cell":"c","access_token":"t","token_type":"Bearer","expires_in":60,"refresh_token":"r","refresh_expires_in":3600}`},
+		{"Me", Me{PlayerID: "p", Username: "u", HomeCell: "c", CreatedAt: linked, HasPassword: true,
+			Identities: []Identity{{Provider: ProviderSteam, Subject: "7656", LinkedAt: linked}, {Provider: ProviderEpic, Subject: "e", DisplayName: "Alyx", LinkedAt: linked}}},
+			`{"player_id":"p","username":"u","home_cell":"c","created_at":"2025-01-02T03:04:05Z","has_password":true,"identities":[` +
+				`{"provider":"steam","subject":"7656","linked_at":"2025-01-02T03:04:05Z"},{"provider":"epic","subject":"e","display_name":"Alyx","linked_at":"2025-01-02T03:04:05Z"}]}`},
+		{"SteamLoginRequest", SteamLoginRequest{Ticket: "14ab"}, `{"ticket":"14ab"}`},
+		{"EpicLoginRequest", EpicLoginRequest{IDToken: "eyJ"}, `{"id_token":"eyJ"}`},
+		{"RefreshRequest", RefreshRequest{RefreshToken: "r"}, `{"refresh_token":"r"}`},
+		{"LogoutRequest", LogoutRequest{RefreshToken: "r"}, `{"refresh_token":"r"}`},
+		{"LinkRequest steam", LinkRequest{Provider: ProviderSteam, Ticket: "14ab"}, `{"provider":"steam","ticket":"14ab"}`},
+		{"LinkRequest epic", LinkRequest{Provider: ProviderEpic, IDToken: "eyJ"}, `{"provider":"epic","id_token":"eyJ"}`},
 	}
-	want := `{"player_id":"p","home_cell":"c","access_token":"t","token_type":"Bearer","expires_in":60}`
-	if string(b) != want {
-		t.Errorf("AuthResponse JSON = %s, want %s", b, want)
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tt.want {
+			t.Errorf("%s JSON = %s, want %s", tt.name, b, tt.want)
+		}
 	}
-	b, err = json.Marshal(Me{PlayerID: "p", Username: "u", HomeCell: "c", CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
+}
+
+func TestPathIdentity(t *testing.T) {
+	tests := []struct{ provider, want string }{
+		{ProviderSteam, "/v1/accounts/me/identities/steam"},
+		{"a/b", "/v1/accounts/me/identities/a%2Fb"},
+		{"x y", "/v1/accounts/me/identities/x%20y"},
 	}
-	want = `{"player_id":"p","username":"u","home_cell":"c","created_at":"2025-01-02T03:04:05Z"}`
-	if string(b) != want {
-		t.Errorf("Me JSON = %s, want %s", b, want)
+	for _, tt := range tests {
+		if got := PathIdentity(tt.provider); got != tt.want {
+			t.Errorf("PathIdentity(%q) = %q, want %q", tt.provider, got, tt.want)
+		}
+	}
+}
+
+// TestClientNewMethods checks what each new method sends and how it reads
+// the answer, 204s included.
+func TestClientNewMethods(t *testing.T) {
+	type seen struct{ method, path, auth, body string }
+	var got seen
+	auth := `{"player_id":"p1","home_cell":"eu-west","access_token":"tok","token_type":"Bearer","expires_in":900,"refresh_token":"rt","refresh_expires_in":2592000}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = seen{r.Method, r.URL.EscapedPath(), r.Header.Get("Authorization"), string(b)}
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == PathSteamLogin:
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, strings.Replace(auth, "}", `,"new_account":true}`, 1))
+		case r.Method == http.MethodPost && (r.URL.Path == PathEpicLogin || r.URL.Path == PathRefresh):
+			io.WriteString(w, auth)
+		case r.Method == http.MethodPost && r.URL.Path == PathIdentities:
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"provider":"steam","subject":"7656","linked_at":"2025-03-01T12:00:00Z"}`)
+		case r.URL.Path == PathLogout || r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
+	ctx := context.Background()
+	wantAuth := AuthResponse{PlayerID: "p1", HomeCell: "eu-west", AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 900, RefreshToken: "rt", RefreshExpiresIn: 2592000}
+
+	tests := []struct {
+		name     string
+		call     func() (any, error)
+		want     any
+		wantSeen seen
+	}{
+		{"SteamLogin", func() (any, error) { return c.SteamLogin(ctx, "14ab") }, func() AuthResponse { a := wantAuth; a.NewAccount = true; return a }(),
+			seen{"POST", PathSteamLogin, "", `{"ticket":"14ab"}`}},
+		{"EpicLogin", func() (any, error) { return c.EpicLogin(ctx, "eyJ") }, wantAuth, seen{"POST", PathEpicLogin, "", `{"id_token":"eyJ"}`}},
+		{"Refresh", func() (any, error) { return c.Refresh(ctx, "rt0") }, wantAuth, seen{"POST", PathRefresh, "", `{"refresh_token":"rt0"}`}},
+		{"Logout", func() (any, error) { return nil, c.Logout(ctx, "rt0") }, nil, seen{"POST", PathLogout, "", `{"refresh_token":"rt0"}`}},
+		{"Link", func() (any, error) {
+			return c.Link(ctx, "tok", LinkRequest{Provider: ProviderSteam, Ticket: "14ab"})
+		}, Identity{Provider: "steam", Subject: "7656", LinkedAt: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)},
+			seen{"POST", PathIdentities, "Bearer tok", `{"provider":"steam","ticket":"14ab"}`}},
+		{"Unlink", func() (any, error) { return nil, c.Unlink(ctx, "tok", "ep/ic") }, nil,
+			seen{"DELETE", PathIdentities + "/ep%2Fic", "Bearer tok", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := tt.call()
+			if err != nil {
+				t.Fatalf("%s = %v, want nil", tt.name, err)
+			}
+			if out != tt.want {
+				t.Errorf("%s = %+v, want %+v", tt.name, out, tt.want)
+			}
+			if got != tt.wantSeen {
+				t.Errorf("server saw %+v, want %+v", got, tt.wantSeen)
+			}
+		})
+	}
+}
+
+func TestClientNewMethodsErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"code":"rate_limited","message":"too many sign-in attempts, retry later"}`)
+	}))
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"SteamLogin": func() error { _, err := c.SteamLogin(ctx, "t"); return err },
+		"EpicLogin":  func() error { _, err := c.EpicLogin(ctx, "t"); return err },
+		"Refresh":    func() error { _, err := c.Refresh(ctx, "t"); return err },
+		"Logout":     func() error { return c.Logout(ctx, "t") },
+		"Link":       func() error { _, err := c.Link(ctx, "tok", LinkRequest{Provider: "steam", Ticket: "t"}); return err },
+		"Unlink":     func() error { return c.Unlink(ctx, "tok", "steam") },
+	} {
+		err := call()
+		e, ok := apierr.From(err)
+		if !ok || e.Code != apierr.RateLimited || e.RetryAfter != 3*time.Second {
+			t.Errorf("%s on 429 = %v, want rate_limited with RetryAfter 3s", name, err)
+		}
 	}
 }

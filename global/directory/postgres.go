@@ -17,14 +17,27 @@ import (
 // component names the directory's schema in livecell_migrations.
 const component = "directory"
 
-// CockroachOverlay is the CockroachDB-only statement that makes the
-// directory a GLOBAL table, applied after Migrate on a multi-region
-// database. PostgreSQL rejects it, so it is not a migration; the overlay
-// generated from cells.yaml includes it.
-const CockroachOverlay = "ALTER TABLE player_homes SET LOCALITY GLOBAL;"
-
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
+
+// Schema declares the directory's table. player_homes is GLOBAL: every
+// region reads it locally on each resolve, and it changes only when a player
+// is placed or rehomed. It is still per-player data, so it declares its
+// player and home columns and db.Rehome moves it in the same transaction as
+// the player's REGIONAL BY ROW rows. The CockroachDB statement that makes it
+// GLOBAL is generated from this declaration (internal/db/crdb); PostgreSQL
+// rejects it, so it is not a migration. (0001's comment still names the
+// CockroachOverlay constant this replaced: applied migrations are immutable,
+// their checksums are recorded.)
+func Schema() db.Schema {
+	return db.Schema{
+		Component:  component,
+		Migrations: db.MigrationsDir(migrationFiles, "migrations"),
+		Tables: []db.Table{
+			{Name: "player_homes", Locality: db.Global, PlayerColumn: "player_id", HomeColumn: "cell_id", UpdatedColumn: "updated_at"},
+		},
+	}
+}
 
 // Postgres is the directory in SQL: PostgreSQL locally and in CI,
 // CockroachDB in production. It is safe for concurrent use.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -48,7 +49,44 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// Schema declares the accounts tables and where CockroachDB keeps them. All
+// are player data, REGIONAL BY ROW on home_cell, so each player's rows live
+// in their home cell's region and move when the player is rehomed. Every
+// table the migrations create must be listed (a test checks it): one line
+// per table.
+func Schema() db.Schema {
+	return db.Schema{
+		Component:  component,
+		Migrations: db.MigrationsDir(migrationFiles, "migrations"),
+		Tables: []db.Table{
+			{Name: "players", Locality: db.RegionalByRow, PlayerColumn: "id", HomeColumn: "home_cell"},
+			{Name: "identities", Locality: db.RegionalByRow, PlayerColumn: "player_id", HomeColumn: "home_cell"},
+			{Name: "refresh_tokens", Locality: db.RegionalByRow, PlayerColumn: "player_id", HomeColumn: "home_cell"},
+		},
+	}
+}
+
 const playerColumns = `id, username, password_hash, home_cell, created_at`
+
+// querier is what pgxpool.Pool and pgx.Tx have in common, so statements can
+// run alone or inside a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var (
+	_ querier = (*pgxpool.Pool)(nil)
+	_ querier = pgx.Tx(nil)
+)
+
+// nullTime is NULL for the zero time, so that COALESCE can pick now().
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
 
 // CreatePlayer inserts p. A zero CreatedAt takes the database's clock.
 func (s *Store) CreatePlayer(ctx context.Context, p accounts.Player) error {
@@ -56,27 +94,40 @@ func (s *Store) CreatePlayer(ctx context.Context, p accounts.Player) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	var created any // NULL lets COALESCE pick now()
-	if !p.CreatedAt.IsZero() {
-		created = p.CreatedAt
-	}
-	_, err := s.pool.Exec(ctx,
+	return conflictError(op, insertPlayer(ctx, s.pool, p))
+}
+
+func insertPlayer(ctx context.Context, q querier, p accounts.Player) error {
+	_, err := q.Exec(ctx,
 		`INSERT INTO players (`+playerColumns+`) VALUES ($1, $2, $3, $4, COALESCE($5::TIMESTAMPTZ, now()))`,
-		p.ID, p.Username, p.PasswordHash, p.HomeCell, created)
+		p.ID, p.Username, p.PasswordHash, p.HomeCell, nullTime(p.CreatedAt))
+	return err
+}
+
+// conflictError turns a unique violation into apierr.Conflict with a message
+// naming what is taken, and wraps anything else with op.
+func conflictError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if db.IsUniqueViolation(err) {
-		msg := "player id exists"
-		var pgErr *pgconn.PgError
-		// Both PostgreSQL and CockroachDB name the UNIQUE(username)
-		// constraint players_username_key.
-		if errors.As(err, &pgErr) && strings.Contains(pgErr.ConstraintName, "username") {
-			msg = "username is taken"
-		}
-		return apierr.Wrap(op, apierr.Conflict, msg, err)
+	if !db.IsUniqueViolation(err) {
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	msg := "player id exists"
+	var pgErr *pgconn.PgError
+	// PostgreSQL and CockroachDB both name UNIQUE(username)
+	// players_username_key; identities_pkey is named in 0002.
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.Contains(pgErr.ConstraintName, "username"):
+			msg = "username is taken"
+		case strings.HasPrefix(pgErr.ConstraintName, "identities"):
+			msg = "identity is linked to another player"
+		case strings.HasPrefix(pgErr.ConstraintName, "refresh_tokens"):
+			msg = "refresh token exists"
+		}
+	}
+	return apierr.Wrap(op, apierr.Conflict, msg, err)
 }
 
 // PlayerByUsername returns the player with exactly this username.

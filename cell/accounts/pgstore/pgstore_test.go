@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"io/fs"
 	"testing"
 
 	"github.com/livecell/livecell/cell/accounts"
@@ -30,8 +31,12 @@ func TestMigrateTwice(t *testing.T) {
 	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM livecell_migrations WHERE component = $1`, component).Scan(&n); err != nil {
 		t.Fatalf("count migrations: %v", err)
 	}
-	if n != 1 {
-		t.Errorf("livecell_migrations has %d accounts rows, want 1", n)
+	files, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("embedded migrations = %v, %v; want at least 0001..0003", files, err)
+	}
+	if n != len(files) {
+		t.Errorf("livecell_migrations has %d accounts rows, want %d (one per file)", n, len(files))
 	}
 }
 

@@ -28,6 +28,26 @@ func Run(t *testing.T, newStore func(t *testing.T) accounts.Store) {
 		{"UnstorableText", testUnstorableText},
 		{"ConcurrentSameUsername", testConcurrentSameUsername},
 		{"ConcurrentDistinct", testConcurrentDistinct},
+
+		{"CreateWithIdentity", testCreateWithIdentity},
+		{"CreateWithIdentityIsAtomic", testCreateWithIdentityIsAtomic},
+		{"LinkIdentity", testLinkIdentity},
+		{"UnlinkIdentity", testUnlinkIdentity},
+		{"IdentitiesOrder", testIdentitiesOrder},
+		{"IdentitySQLMetacharacters", testIdentitySQLMetacharacters},
+		{"IdentityUnstorableText", testIdentityUnstorableText},
+		{"ConcurrentFirstLogin", testConcurrentFirstLogin},
+		{"ConcurrentLinkSameIdentity", testConcurrentLinkSameIdentity},
+		{"ConcurrentUnlinkLastTwo", testConcurrentUnlinkLastTwo},
+
+		{"RefreshRotate", testRefreshRotate},
+		{"RefreshOutcomes", testRefreshOutcomes},
+		{"RefreshReuseRevokesWholeFamily", testRefreshReuseRevokesWholeFamily},
+		{"RefreshRevokeFamily", testRefreshRevokeFamily},
+		{"RefreshCreateErrors", testRefreshCreateErrors},
+		{"RefreshNextHashCollision", testRefreshNextHashCollision},
+		{"ConcurrentRefreshSameToken", testConcurrentRefreshSameToken},
+		{"ConcurrentRefreshAndLogout", testConcurrentRefreshAndLogout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })

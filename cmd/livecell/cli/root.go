@@ -80,6 +80,7 @@ end to end with "livecell probe --json".`,
 		newProbeCmd(g),
 		newCellsCmd(g),
 		newKeysCmd(g),
+		newMigrateCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -74,14 +74,12 @@ func openStores(ctx context.Context, log *slog.Logger, url string) (*stores, err
 	if err != nil {
 		return nil, err
 	}
+	if err := db.MigrateSchemas(ctx, pool, schemas()); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	acc := pgstore.New(pool)
 	dir := directory.NewPostgres(pool)
-	for name, m := range map[string]func(context.Context) error{"accounts": acc.Migrate, "directory": dir.Migrate} {
-		if err := m(ctx); err != nil {
-			pool.Close()
-			return nil, fmt.Errorf("migrate %s: %w", name, err)
-		}
-	}
 	log.Info("using PostgreSQL", "host", hostOf(pool))
 	return &stores{accounts: acc, directory: dir, close: pool.Close}, nil
 }

@@ -1,0 +1,98 @@
+-- livecell schema, CockroachDB dialect: database livecell, primary region europe-west1, regions europe-west1, us-east1.
+-- Generated from cells.yaml and the component schemas by `livecell migrate --dialect cockroach --print`.
+-- Apply with `livecell migrate --dialect cockroach --database URL`, which also records the migrations.
+
+-- 1. The database and its regions.
+CREATE DATABASE IF NOT EXISTS "livecell" PRIMARY REGION "europe-west1" REGIONS "europe-west1", "us-east1" SURVIVE ZONE FAILURE;
+ALTER DATABASE "livecell" PRIMARY REGION "europe-west1";
+ALTER DATABASE "livecell" ADD REGION IF NOT EXISTS "us-east1";
+ALTER DATABASE "livecell" SURVIVE ZONE FAILURE;
+SET database = "livecell";
+
+-- 2. The migrations of every component, in order (the PostgreSQL dialect).
+
+-- accounts/0001_players.sql
+-- Players of the accounts service. Portable SQL: PostgreSQL and CockroachDB
+-- both accept it. Usernames are stored lower-cased by the service, so the
+-- plain UNIQUE constraint makes them unique case-insensitively.
+--
+-- In production this is a REGIONAL BY ROW table keyed by home_cell; the
+-- region column and the LOCALITY clause belong to the CockroachDB-only
+-- overlay generated from cells.yaml, because PostgreSQL rejects them.
+CREATE TABLE IF NOT EXISTS players (
+    id            TEXT        PRIMARY KEY,
+    username      TEXT        NOT NULL UNIQUE,
+    password_hash TEXT        NOT NULL,
+    home_cell     TEXT        NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- accounts/0002_identities.sql
+-- Platform accounts (Steam, Epic) linked to players. Portable SQL, like
+-- 0001: PostgreSQL and CockroachDB both accept it.
+--
+-- (provider, subject) names one platform account, which belongs to at most
+-- one player: the primary key is what refuses a second owner. A player has
+-- at most one account per provider (unlinking is by provider), which the
+-- unique index enforces; it also serves every lookup by player_id, so no
+-- separate player_id index is needed.
+--
+-- home_cell is copied from the player so that, in production, this is a
+-- REGIONAL BY ROW table whose rows live in the player's region and move with
+-- the player when they are rehomed (the overlay generated from cells.yaml
+-- adds the region column and the LOCALITY clause).
+CREATE TABLE IF NOT EXISTS identities (
+    provider     TEXT        NOT NULL,
+    subject      TEXT        NOT NULL,
+    player_id    TEXT        NOT NULL REFERENCES players (id),
+    home_cell    TEXT        NOT NULL,
+    display_name TEXT        NOT NULL DEFAULT '',
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT identities_pkey PRIMARY KEY (provider, subject)
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS identities_player_provider_key ON identities (player_id, provider);
+
+-- accounts/0003_refresh_tokens.sql
+-- Refresh tokens. Portable SQL, like 0001.
+--
+-- Only the SHA-256 digest of a token is stored. Every token rotated from one
+-- login shares a family_id: presenting a used token revokes the whole family
+-- (reuse means two parties hold it). Rows are player-owned and, like
+-- identities, carry the player's home_cell so that they are REGIONAL BY ROW
+-- in production and move with the player.
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT        PRIMARY KEY,
+    family_id  TEXT        NOT NULL,
+    player_id  TEXT        NOT NULL REFERENCES players (id),
+    home_cell  TEXT        NOT NULL,
+    issued_at  TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    used_at    TIMESTAMPTZ NULL,
+    revoked_at TIMESTAMPTZ NULL
+);
+
+CREATE INDEX IF NOT EXISTS refresh_tokens_family_idx ON refresh_tokens (family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_player_idx ON refresh_tokens (player_id);
+
+-- directory/0001_player_homes.sql
+-- The player -> home-cell directory. Base schema accepted by PostgreSQL and
+-- CockroachDB alike; in production the CockroachDB overlay makes the table
+-- LOCALITY GLOBAL (see directory.CockroachOverlay).
+CREATE TABLE IF NOT EXISTS player_homes (
+    player_id  TEXT        PRIMARY KEY,
+    cell_id    TEXT        NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- CountByCell groups by cell; placement asks for it on every new player.
+CREATE INDEX IF NOT EXISTS player_homes_cell_id_idx ON player_homes (cell_id);
+
+-- 3. Table localities.
+ALTER TABLE "players" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "players" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "identities" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "identities" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "refresh_tokens" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "refresh_tokens" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "player_homes" SET LOCALITY GLOBAL;
