@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,6 +11,21 @@ import (
 	"github.com/livecell/livecell/cell"
 	"github.com/livecell/livecell/cell/accounts"
 )
+
+// loginLimitFlags configure the accounts service's sign-in rate limits.
+type loginLimitFlags struct {
+	off              bool
+	trustedProxyHops int
+}
+
+func (l *loginLimitFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&l.off, "no-login-rate-limit", false, "turn off sign-in rate limits (load tests signing in many bots from one address; never in production)")
+	cmd.Flags().IntVar(&l.trustedProxyHops, "trusted-proxy-hops", 0, "reverse proxies in front of the API that append to X-Forwarded-For (0: ignore the header)")
+}
+
+func (l loginLimitFlags) config() accounts.RateLimitConfig {
+	return accounts.RateLimitConfig{Disabled: l.off, TrustedProxyHops: l.trustedProxyHops}
+}
 
 // cellFlags are shared by `livecell cell` and `livecell gateway`.
 type cellFlags struct {
@@ -22,6 +38,7 @@ type cellFlags struct {
 	drainGrace    time.Duration
 	maxSessions   int
 	passwordAuth  bool
+	limits        loginLimitFlags
 }
 
 func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
@@ -35,6 +52,7 @@ func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
 	fl.DurationVar(&f.drainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long players get to reconnect elsewhere before their sessions close")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "refuse sessions beyond this many in this process (0: no limit)")
 	fl.BoolVar(&f.passwordAuth, "password-auth", true, "enable username/password registration and login (development and testing)")
+	f.limits.register(cmd)
 }
 
 func newCellCmd(g *globals) *cobra.Command {
@@ -46,7 +64,7 @@ func newCellCmd(g *globals) *cobra.Command {
 the named services; opcodes of services that run in other processes are
 forwarded to the cell's HTTP API with a server credential. On SIGTERM the
 gateway stops accepting, tells every player to reconnect elsewhere and closes
-the remaining sessions after --drain-grace.`,
+the remaining sessions after --drain-grace.` + platformHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCell(cmd.Context(), g, f) },
 	}
@@ -103,16 +121,22 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 
 	cfg := cell.Config{
 		Cell: cl, Cells: cells, Services: services,
-		Accounts:  accounts.Config{PasswordAuth: f.passwordAuth, Argon2: accounts.DefaultArgon2()},
+		Accounts:  accounts.Config{PasswordAuth: f.passwordAuth, Argon2: accounts.DefaultArgon2(), RateLimit: f.limits.config()},
 		APIListen: f.apiListen, GatewayListen: f.gatewayListen,
 	}
 	cfg.Gateway.ReusePort = f.reusePort
 	cfg.Gateway.DrainGrace = f.drainGrace
 	cfg.Gateway.MaxSessions = f.maxSessions
-	c, err := cell.New(cfg, cell.Deps{
+	deps := cell.Deps{
 		Logger: log, Keys: keys, ServerToken: env("LIVECELL_SERVER_TOKEN", ""),
 		AccountsStore: st.accounts, Directory: st.directory, Tracer: p.tp,
-	})
+	}
+	if slices.Contains(services, cell.ServiceAccounts) {
+		if err := platformVerifiers(ctx, log, &deps); err != nil {
+			return err
+		}
+	}
+	c, err := cell.New(cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ func newDevCmd(g *globals) *cobra.Command {
 	var (
 		database   string
 		drainGrace time.Duration
+		limits     loginLimitFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -33,7 +34,7 @@ stops cleanly on Ctrl-C (a second Ctrl-C stops at once).
 
 It needs nothing installed: storage is embedded and in-memory unless
 --database points at PostgreSQL (or CockroachDB), and signing keys are
-generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.`,
+generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.` + platformHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -43,7 +44,7 @@ generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.`,
 			}
 			defer p.shutdown(context.Background())
 
-			w, err := startWorld(ctx, p.log, p.cells, worldOptions{database: database, tracer: p.tp, drainGrace: drainGrace})
+			w, err := startWorld(ctx, p.log, p.cells, worldOptions{database: database, tracer: p.tp, drainGrace: drainGrace, rateLimit: limits.config()})
 			if err != nil {
 				return err
 			}
@@ -57,6 +58,7 @@ generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.`,
 	}
 	cmd.Flags().StringVar(&database, "database", env("LIVECELL_DATABASE_URL", ""), "PostgreSQL/CockroachDB URL (env LIVECELL_DATABASE_URL); empty uses the embedded store")
 	cmd.Flags().DurationVar(&drainGrace, "drain-grace", 2*time.Second, "on shutdown, how long players get to leave after being told to reconnect")
+	limits.register(cmd)
 	return cmd
 }
 
@@ -67,7 +69,8 @@ type worldOptions struct {
 	// bindAny listens on 127.0.0.1:0 instead of the cells.yaml ports (tests).
 	bindAny bool
 	// argon2 overrides the password hashing cost (tests).
-	argon2 *accounts.Argon2Params
+	argon2    *accounts.Argon2Params
+	rateLimit accounts.RateLimitConfig
 }
 
 // world is the local world: every cell of cells.yaml and the router.
@@ -89,6 +92,11 @@ func startWorld(ctx context.Context, log *slog.Logger, cells *config.Cells, o wo
 	if err != nil {
 		return nil, err
 	}
+	var platforms cell.Deps
+	if err := platformVerifiers(ctx, log, &platforms); err != nil {
+		st.close()
+		return nil, err
+	}
 	w := &world{log: log, stores: st}
 	defer func() {
 		if err != nil {
@@ -102,7 +110,7 @@ func startWorld(ctx context.Context, log *slog.Logger, cells *config.Cells, o wo
 		if cl.State == config.StateDisabled {
 			continue
 		}
-		cfg := cell.Config{Cell: cl, Cells: cells, Accounts: accounts.Config{PasswordAuth: true, Argon2: accounts.DefaultArgon2()}}
+		cfg := cell.Config{Cell: cl, Cells: cells, Accounts: accounts.Config{PasswordAuth: true, Argon2: accounts.DefaultArgon2(), RateLimit: o.rateLimit}}
 		cfg.Gateway.DrainGrace = o.drainGrace
 		if o.argon2 != nil {
 			cfg.Accounts.Argon2 = *o.argon2
@@ -110,7 +118,10 @@ func startWorld(ctx context.Context, log *slog.Logger, cells *config.Cells, o wo
 		if o.bindAny {
 			cfg.APIListen, cfg.GatewayListen = "127.0.0.1:0", "127.0.0.1:0"
 		}
-		c, err := cell.New(cfg, cell.Deps{Logger: log, Keys: keys, AccountsStore: st.accounts, Directory: st.directory, Tracer: o.tracer})
+		c, err := cell.New(cfg, cell.Deps{
+			Logger: log, Keys: keys, AccountsStore: st.accounts, Directory: st.directory, Tracer: o.tracer,
+			Steam: platforms.Steam, Epic: platforms.Epic,
+		})
 		if err != nil {
 			return nil, err
 		}
