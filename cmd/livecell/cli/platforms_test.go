@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/livecell/livecell/cell/accounts/platform/steam/steamtest"
 	"github.com/livecell/livecell/cell/accountsapi"
 	"github.com/livecell/livecell/internal/apierr"
+	"github.com/livecell/livecell/internal/token"
 )
 
 // TestDevWorldSteamSignIn configures Steam from the environment, as an
@@ -81,5 +83,40 @@ func TestPlatformConfigErrors(t *testing.T) {
 				t.Fatalf("a misconfigured platform was enabled")
 			}
 		})
+	}
+}
+
+// TestKeysGenerateAndServerToken: a key from `keys generate` signs server
+// credentials that verify with the server audience only.
+func TestKeysGenerateAndServerToken(t *testing.T) {
+	var pem, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"keys", "generate"}, &pem, &errOut); code != 0 {
+		t.Fatalf("keys generate: exit %d: %s", code, errOut.String())
+	}
+	path := filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(path, pem.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LIVECELL_SIGNING_KEY_FILE", path)
+	var out bytes.Buffer
+	errOut.Reset()
+	if code := Main(context.Background(), []string{"keys", "server-token", "--subject", "ds/eu-west/1", "--scope", "match.results"}, &out, &errOut); code != 0 {
+		t.Fatalf("keys server-token: exit %d: %s", code, errOut.String())
+	}
+	keys, err := token.LoadKeySet(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := token.NewVerifier(keys, nil)
+	tok := strings.TrimSpace(out.String())
+	c, err := v.Verify(tok, token.AudienceServer)
+	if err != nil || c.Subject != "ds/eu-west/1" || !c.HasScope("match.results") {
+		t.Fatalf("server token claims = %+v, %v; want subject ds/eu-west/1 with scope match.results", c, err)
+	}
+	if _, err := v.Verify(tok, token.AudiencePlayer); apierr.CodeOf(err) != apierr.InvalidToken {
+		t.Fatalf("server token as player token: %v, want invalid_token", err)
+	}
+	if code := Main(context.Background(), []string{"keys", "server-token"}, &out, &errOut); code == 0 {
+		t.Fatal("server-token without --subject succeeded")
 	}
 }
