@@ -20,6 +20,18 @@ build: ## Build the livecell binary into bin/.
 run: build ## Start the local world (router + every cell of cells.yaml) on embedded defaults.
 	./$(BIN) dev
 
+.PHONY: world
+world: build ## Start the multi-process world in the background (control plane, router, one process per cell); state in .world/.
+	./$(BIN) world up
+
+.PHONY: world-down
+world-down: ## Stop the multi-process world started by `make world`.
+	@if [ -x ./$(BIN) ]; then ./$(BIN) world down; else $(GO) run ./cmd/livecell world down; fi
+
+.PHONY: chaos
+chaos: build ## Drill: SIGKILL cell CELL (default eu-west) of the running world under players; print time to recover.
+	./$(BIN) chaos kill-cell $(or $(CELL),eu-west)
+
 .PHONY: probe
 probe: build ## Probe the running local world end to end and print JSON.
 	./$(BIN) probe --json

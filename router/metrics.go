@@ -17,6 +17,8 @@ type metrics struct {
 	cellUp        *prometheus.GaugeVec   // cell
 	cellSessions  *prometheus.GaugeVec   // cell
 	probeFailures *prometheus.CounterVec // cell
+	// cells.yaml hot reloads (reload.go).
+	reloads, reloadErrors prometheus.Counter
 
 	// The success series, resolved once: the hot path skips the label hash.
 	okExisting, okFailover, okNew prometheus.Counter
@@ -58,6 +60,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "livecell_router_probe_failures_total",
 		Help: "Failed status probes (error, non-200 or unhealthy), by cell.",
 	}, []string{"cell"})); err != nil {
+		return nil, err
+	}
+	if m.reloads, err = telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "livecell_router_config_reloads_total",
+		Help: "cells.yaml changes applied by the file watcher.",
+	})); err != nil {
+		return nil, err
+	}
+	if m.reloadErrors, err = telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "livecell_router_config_reload_errors_total",
+		Help: "cells.yaml changes rejected (unreadable or invalid); the router keeps its last good config.",
+	})); err != nil {
 		return nil, err
 	}
 	m.okExisting = m.resolves.WithLabelValues(string(PlacementExisting), "ok")

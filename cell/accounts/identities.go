@@ -127,6 +127,10 @@ func accountKey(id platform.Identity) string { return id.Provider + ":" + id.Sub
 
 // platformLogin signs a player in with a platform credential, creating the
 // account on the first login.
+//
+// The database work is one SessionStore step for a returning player (read
+// the player, store the new refresh token) and, for a first login, one more
+// to create player, identity and token together, after the directory entry.
 func (s *Service) platformLogin(ctx context.Context, a *attempt, provider, ticket string) (accountsapi.AuthResponse, error) {
 	op := "accounts.Login." + provider
 	id, err := s.verifyPlatform(ctx, op, provider, ticket)
@@ -136,40 +140,49 @@ func (s *Service) platformLogin(ctx context.Context, a *attempt, provider, ticke
 	if err := a.forAccount(accountKey(id)); err != nil {
 		return accountsapi.AuthResponse{}, err
 	}
-	p, err := s.store.PlayerByIdentity(ctx, id.Provider, id.Subject)
+	raw, rt, err := s.newSession(op)
+	if err != nil {
+		return accountsapi.AuthResponse{}, err
+	}
+	p, err := s.sessions.SignInByIdentity(ctx, id.Provider, id.Subject, rt)
 	created := false
 	switch {
 	case err == nil:
 	case apierr.CodeOf(err) == apierr.NotFound:
-		if p, created, err = s.createPlatformPlayer(ctx, op, id); err != nil {
+		if p, created, err = s.createPlatformPlayer(ctx, op, id, rt); err != nil {
 			return accountsapi.AuthResponse{}, err
 		}
 	default:
 		return accountsapi.AuthResponse{}, storeError(op, err)
 	}
+	if created {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "player registered", platformAttrs(p, provider, id)...)
+	} else if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "player logged in", platformAttrs(p, provider, id)...)
+	}
+	return s.sessionResponse(op, p, raw, created)
+}
+
+func platformAttrs(p Player, provider string, id platform.Identity) []slog.Attr {
 	attrs := []slog.Attr{slog.String("player_id", p.ID), slog.String("provider", provider)}
 	if id.Flags != 0 {
 		attrs = append(attrs, slog.String("platform_flags", id.Flags.String()))
 	}
-	if created {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "player registered", attrs...)
-	} else {
-		s.log.LogAttrs(ctx, slog.LevelDebug, "player logged in", attrs...)
-	}
-	return s.issueSession(ctx, op, p, created)
+	return attrs
 }
 
 // createPlatformPlayer creates the player of a first platform login, homed
-// in this cell. It returns the player and whether this call created it: a
-// concurrent first login with the same account may win the race, and then
-// this call signs in to the winner's player.
+// in this cell, with rt as its first refresh token. It returns the player
+// and whether this call created it: a concurrent first login with the same
+// account may win the race, and then this call signs in to the winner's
+// player (storing rt for it).
 //
 // The player gets a generated handle "<provider>#<random>" as its username.
 // Registration never accepts '#', so handles cannot collide with chosen
 // usernames, and password login (which normalises usernames the same way)
 // can never reach a platform account. Keeping players.username NOT NULL
 // UNIQUE this way leaves every existing reader of it correct.
-func (s *Service) createPlatformPlayer(ctx context.Context, op string, id platform.Identity) (Player, bool, error) {
+func (s *Service) createPlatformPlayer(ctx context.Context, op string, id platform.Identity, rt RefreshToken) (Player, bool, error) {
 	for range handleAttempts {
 		pid, err := uuid.NewV7()
 		if err != nil {
@@ -188,9 +201,9 @@ func (s *Service) createPlatformPlayer(ctx context.Context, op string, id platfo
 			return Player{}, false, apierr.Wrap(op, apierr.Unavailable, "player directory is unavailable, retry later",
 				fmt.Errorf("SetHome(%s, %s): %w", p.ID, p.HomeCell, err))
 		}
-		err = s.store.CreatePlayerWithIdentity(ctx, p, Identity{
+		err = s.sessions.CreatePlayerWithIdentityAndToken(ctx, p, Identity{
 			Provider: id.Provider, Subject: id.Subject, DisplayName: id.DisplayName, CreatedAt: p.CreatedAt,
-		})
+		}, rt)
 		if err == nil {
 			return p, true, nil
 		}
@@ -199,7 +212,7 @@ func (s *Service) createPlatformPlayer(ctx context.Context, op string, id platfo
 		}
 		// Either a concurrent first login stored this identity, or the
 		// handle was taken; the identity tells which.
-		winner, lerr := s.store.PlayerByIdentity(ctx, id.Provider, id.Subject)
+		winner, lerr := s.sessions.SignInByIdentity(ctx, id.Provider, id.Subject, rt)
 		if lerr == nil {
 			return winner, false, nil
 		}

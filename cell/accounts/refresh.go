@@ -67,19 +67,33 @@ func digest(b []byte) string {
 // issueSession starts a new refresh token family for p and returns it with
 // a new access token: the answer to every successful sign-in.
 func (s *Service) issueSession(ctx context.Context, op string, p Player, newAccount bool) (accountsapi.AuthResponse, error) {
-	family, err := uuid.NewV7()
+	raw, rt, err := s.newSession(op)
 	if err != nil {
-		return accountsapi.AuthResponse{}, apierr.Wrap(op, apierr.Internal, "", fmt.Errorf("new refresh family id: %w", err))
+		return accountsapi.AuthResponse{}, err
 	}
-	raw, hash := newRefreshSecret()
-	now := s.now().UTC().Truncate(time.Microsecond)
-	rt := RefreshToken{
-		Hash: hash, FamilyID: family.String(), PlayerID: p.ID, HomeCell: p.HomeCell,
-		IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
-	}
+	rt.PlayerID, rt.HomeCell = p.ID, p.HomeCell
 	if err := s.store.CreateRefreshToken(ctx, rt); err != nil {
 		return accountsapi.AuthResponse{}, storeError(op, err)
 	}
+	return s.sessionResponse(op, p, raw, newAccount)
+}
+
+// newSession returns the first token of a new refresh family, not yet
+// stored and not yet bound to a player: the client's secret and the row
+// that keeps its digest.
+func (s *Service) newSession(op string) (string, RefreshToken, error) {
+	family, err := uuid.NewV7()
+	if err != nil {
+		return "", RefreshToken{}, apierr.Wrap(op, apierr.Internal, "", fmt.Errorf("new refresh family id: %w", err))
+	}
+	raw, hash := newRefreshSecret()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	return raw, RefreshToken{Hash: hash, FamilyID: family.String(), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)}, nil
+}
+
+// sessionResponse answers a sign-in whose refresh token raw is stored: it
+// signs p's access token.
+func (s *Service) sessionResponse(op string, p Player, raw string, newAccount bool) (accountsapi.AuthResponse, error) {
 	resp, err := s.issue(op, p)
 	if err != nil {
 		return accountsapi.AuthResponse{}, err

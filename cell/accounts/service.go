@@ -137,14 +137,16 @@ type Deps struct {
 
 // Service is the accounts service of one cell. It is safe for concurrent use.
 type Service struct {
-	cfg     Config
-	log     *slog.Logger
-	store   Store
-	tokens  tokenIssuer
-	verify  playerVerifier
-	homes   homeSetter
-	now     func() time.Time
-	metrics *metrics
+	cfg   Config
+	log   *slog.Logger
+	store Store
+	// sessions is store's SessionStore (see Sessions).
+	sessions SessionStore
+	tokens   tokenIssuer
+	verify   playerVerifier
+	homes    homeSetter
+	now      func() time.Time
+	metrics  *metrics
 	// platforms maps accountsapi.Provider* to its verifier; absent means off.
 	platforms map[string]platformVerifier
 	// limits is nil when rate limiting is disabled.
@@ -234,6 +236,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg:       cfg,
 		log:       deps.Logger,
 		store:     deps.Store,
+		sessions:  Sessions(deps.Store),
 		tokens:    deps.Tokens,
 		verify:    deps.Verify,
 		homes:     deps.Homes,

@@ -134,6 +134,68 @@ type Store interface {
 	RevokeRefreshFamily(ctx context.Context, hash string, now time.Time) (bool, error)
 }
 
+// SessionStore is what a platform sign-in needs of the store, as one atomic
+// step each: a returning player is read and handed a new refresh token
+// family; a first login creates the player, its identity and its first
+// refresh token. A Store may implement it to do each step in one round trip
+// (pgstore does, in one SQL statement; memstore under one lock); Sessions
+// composes it from the Store's own methods for stores that do not.
+type SessionStore interface {
+	// SignInByIdentity returns the player a platform account is linked to,
+	// as PlayerByIdentity does, and stores t as the first token of a new
+	// family for that player (t.PlayerID and t.HomeCell are taken from the
+	// player). When no player has the identity the error has code
+	// apierr.NotFound and nothing is written; apierr.Conflict when t's hash
+	// exists.
+	SignInByIdentity(ctx context.Context, provider, subject string, t RefreshToken) (Player, error)
+	// CreatePlayerWithIdentityAndToken is CreatePlayerWithIdentity that also
+	// stores t as the first token of the new player's first family
+	// (t.PlayerID and t.HomeCell are taken from p): all three or nothing.
+	// A username, player id, identity or token hash already in use yields
+	// apierr.Conflict and nothing is written.
+	CreatePlayerWithIdentityAndToken(ctx context.Context, p Player, id Identity, t RefreshToken) error
+}
+
+// Sessions returns s as a SessionStore: s itself when it implements one,
+// otherwise an adapter that calls s's Store methods one after the other
+// (PlayerByIdentity then CreateRefreshToken; CreatePlayerWithIdentity then
+// CreateRefreshToken). The adapter's steps are not one atomic unit: a
+// failure between them leaves a player without the new token, which costs
+// its client one more sign-in and nothing else.
+func Sessions(s Store) SessionStore {
+	if ss, ok := s.(SessionStore); ok {
+		return ss
+	}
+	return composedSessions{s}
+}
+
+type composedSessions struct{ s Store }
+
+func (c composedSessions) SignInByIdentity(ctx context.Context, provider, subject string, t RefreshToken) (Player, error) {
+	p, err := c.s.PlayerByIdentity(ctx, provider, subject)
+	if err != nil {
+		return Player{}, err
+	}
+	t.PlayerID, t.HomeCell = p.ID, p.HomeCell
+	if err := c.s.CreateRefreshToken(ctx, t); err != nil {
+		return Player{}, err
+	}
+	return p, nil
+}
+
+func (c composedSessions) CreatePlayerWithIdentityAndToken(ctx context.Context, p Player, id Identity, t RefreshToken) error {
+	t.PlayerID, t.HomeCell = p.ID, p.HomeCell
+	// Checked first, so that a token that could never be stored does not
+	// leave a player behind.
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if err := c.s.CreatePlayerWithIdentity(ctx, p, id); err != nil {
+		return err
+	}
+	return c.s.CreateRefreshToken(ctx, t)
+}
+
 // Validate reports whether p can be stored: id, username and home cell set,
 // and text that SQL TEXT columns can hold (valid UTF-8 without NUL). Stores
 // call it so that such input is the caller's bad_request on every
@@ -193,6 +255,13 @@ func (t RefreshToken) Validate() error {
 		return apierr.New(apierr.BadRequest, "refresh token expires at %v, not after its issue time %v", t.ExpiresAt, t.IssuedAt)
 	}
 	return nil
+}
+
+// ValidateUnbound is Validate for a first token whose player and home cell
+// the store fills in (SessionStore.SignInByIdentity).
+func (t RefreshToken) ValidateUnbound() error {
+	t.PlayerID, t.HomeCell = "-", "-"
+	return t.Validate()
 }
 
 // ValidateNext is Validate for a successor, whose family, player and home

@@ -1,7 +1,10 @@
 // Package config loads cells.yaml, livecell's single source of truth for
 // cells, into typed structs: strict (unknown keys are errors), validated,
-// with line-numbered messages, and with the repository's file embedded as the
-// default so `livecell dev` needs no files.
+// with every problem reported at its line, and with the repository's file
+// embedded as the default so `livecell dev` needs no files.
+//
+// The schema, every rule and how to add a cell are documented in
+// docs/cells.md; keep the two in step.
 package config
 
 import (
@@ -9,9 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"strings"
+	"regexp"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 
@@ -32,6 +35,15 @@ type Cells struct {
 	Version int        `yaml:"version"`
 	Router  RouterConf `yaml:"router"`
 	Cells   []Cell     `yaml:"cells"`
+
+	// lines maps a field path ("cells[1].gateway") to its line in the file,
+	// so that validation can point at the exact key. Empty for a Cells
+	// built in code, whose problems then carry no line.
+	lines map[string]int
+	// bad holds the paths whose values were dropped while decoding (wrong
+	// type, misspelt key): validation does not report them a second time.
+	bad      map[string]bool
+	warnings []Problem
 }
 
 // RouterConf configures the global router.
@@ -41,16 +53,37 @@ type RouterConf struct {
 
 // Cell is one regional cell.
 type Cell struct {
-	ID       string    `yaml:"id"`
-	Region   string    `yaml:"region"`
-	DBRegion string    `yaml:"db_region"`
-	Gateway  string    `yaml:"gateway"`
-	API      string    `yaml:"api"`
+	ID       string `yaml:"id"`
+	Region   string `yaml:"region"`
+	DBRegion string `yaml:"db_region"`
+	Gateway  string `yaml:"gateway"`
+	API      string `yaml:"api"`
+	// Services maps a service name (accounts, store, …) to the host:port of
+	// its HTTP API when it does not run behind API. Optional.
+	Services map[string]string `yaml:"services,omitempty"`
+	// Edges are the edge relays near this cell. Optional.
+	Edges    []Edge    `yaml:"edges,omitempty"`
 	Capacity int       `yaml:"capacity"`
 	Failover []string  `yaml:"failover"`
 	State    CellState `yaml:"state"`
+}
 
-	line int // line of the cell's entry, for error messages
+// Edge is one edge relay (PoP) near a cell. Each endpoint is optional, but an
+// edge has at least one.
+type Edge struct {
+	ID   string `yaml:"id"`
+	TCP  string `yaml:"tcp,omitempty"`  // framed protocol over TCP
+	QUIC string `yaml:"quic,omitempty"` // framed protocol over QUIC (UDP)
+	WS   string `yaml:"ws,omitempty"`   // framed protocol over WebSocket (TCP)
+}
+
+// ServiceAddr returns the host:port of the named service's HTTP API: its
+// entry in Services, else API, which serves every service by default.
+func (c Cell) ServiceAddr(name string) string {
+	if a, ok := c.Services[name]; ok && a != "" {
+		return a
+	}
+	return c.API
 }
 
 // Cell returns the cell with the given id.
@@ -72,12 +105,17 @@ func (c *Cells) IDs() []string {
 	return ids
 }
 
+// Warnings returns what Validate found questionable but not wrong, such as
+// a failover list that names no active cell.
+func (c *Cells) Warnings() []Problem { return c.warnings }
+
 // Default returns the cells.yaml embedded in the binary.
 func Default() (*Cells, error) {
 	return Parse(livecell.DefaultCells())
 }
 
-// Load reads path, or the embedded default when path is empty.
+// Load reads path, or the embedded default when path is empty. A
+// *ValidationError it returns names path in its File.
 func Load(path string) (*Cells, error) {
 	if path == "" {
 		return Default()
@@ -88,145 +126,74 @@ func Load(path string) (*Cells, error) {
 	}
 	c, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		if ve, ok := errors.AsType[*ValidationError](err); ok {
+			ve.File = path
+			return nil, ve
+		}
+		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Parse decodes and validates a cells.yaml document.
+// Parse decodes and validates a cells.yaml document. Every problem, from
+// YAML syntax to failover cycles, comes back in one *ValidationError with
+// its line.
 func Parse(data []byte) (*Cells, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var c Cells
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config: cells.yaml is empty")
-		}
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err == nil {
-		recordLines(&root, &c)
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &ValidationError{Problems: []Problem{{Msg: "cells.yaml is empty"}}}
+		}
+		return nil, &ValidationError{Problems: []Problem{yamlProblem(err)}}
+	}
+	var probs []Problem
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		// A second document would be silently ignored: say so instead.
+		probs = append(probs, Problem{Line: extra.Line, Msg: "a second YAML document (---): cells.yaml holds one document"})
+	} else if !errors.Is(err, io.EOF) {
+		probs = append(probs, yamlProblem(err))
+	}
+
+	c := Cells{lines: map[string]int{}, bad: map[string]bool{}}
+	w := walker{lines: c.lines, bad: c.bad}
+	w.walk(&root, &c)
+	probs = append(probs, w.probs...)
+	// The walker pruned every node that could make yaml's decoding fail, so
+	// an error here is unexpected; report it rather than lose it.
+	if err := root.Decode(&c); err != nil {
+		if te, ok := errors.AsType[*yaml.TypeError](err); ok {
+			for _, e := range te.Errors {
+				probs = append(probs, lineProblem(e))
+			}
+		} else {
+			probs = append(probs, yamlProblem(err))
+		}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		ve, ok := errors.AsType[*ValidationError](err)
+		if !ok {
+			return nil, err
+		}
+		probs = append(probs, ve.Problems...)
+	}
+	if len(probs) > 0 {
+		return nil, &ValidationError{Problems: sortProblems(probs), Warnings: c.warnings}
 	}
 	return &c, nil
 }
 
-// recordLines notes the line of each cell entry so validation errors point
-// into the file.
-func recordLines(root *yaml.Node, c *Cells) {
-	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
-		return
-	}
-	m := root.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value != "cells" {
-			continue
-		}
-		seq := m.Content[i+1]
-		for j, n := range seq.Content {
-			if j < len(c.Cells) {
-				c.Cells[j].line = n.Line
-			}
-		}
-	}
-}
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// ValidationError lists every problem found in a cells.yaml.
-type ValidationError struct{ Problems []string }
+// yamlProblem turns a yaml.v3 error ("yaml: line 3: did not find expected
+// key") into a Problem with its line.
+func yamlProblem(err error) Problem { return lineProblem(err.Error()) }
 
-func (e *ValidationError) Error() string {
-	return "config: invalid cells.yaml:\n  " + strings.Join(e.Problems, "\n  ")
-}
-
-// Validate checks the semantic rules of cells.yaml and reports all problems.
-func (c *Cells) Validate() error {
-	var probs []string
-	add := func(line int, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		if line > 0 {
-			msg = fmt.Sprintf("line %d: %s", line, msg)
-		}
-		probs = append(probs, msg)
+func lineProblem(s string) Problem {
+	if m := yamlLine.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Problem{Line: n, Msg: "YAML: " + m[2]}
 	}
-	if c.Version != 1 {
-		add(0, "version: got %d, want 1", c.Version)
-	}
-	if c.Router.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Router.Listen); err != nil {
-			add(0, "router.listen %q: want host:port", c.Router.Listen)
-		}
-	}
-	if len(c.Cells) == 0 {
-		add(0, "cells: at least one cell is required")
-	}
-	seen := map[string]int{}
-	active := 0
-	for i := range c.Cells {
-		cl := &c.Cells[i]
-		switch {
-		case cl.ID == "":
-			add(cl.line, "cells[%d].id is required", i)
-		case !validID(cl.ID):
-			add(cl.line, "cell %q: id must be lower-case letters, digits and '-' (max 32)", cl.ID)
-		}
-		if prev, dup := seen[cl.ID]; dup && cl.ID != "" {
-			add(cl.line, "cell %q: duplicate id (first at line %d)", cl.ID, prev)
-		}
-		seen[cl.ID] = cl.line
-		if cl.Region == "" {
-			add(cl.line, "cell %q: region is required", cl.ID)
-		}
-		if cl.DBRegion == "" {
-			cl.DBRegion = cl.Region
-		}
-		for _, ep := range []struct{ name, v string }{{"gateway", cl.Gateway}, {"api", cl.API}} {
-			if _, _, err := net.SplitHostPort(ep.v); err != nil {
-				add(cl.line, "cell %q: %s %q: want host:port", cl.ID, ep.name, ep.v)
-			}
-		}
-		if cl.Capacity <= 0 {
-			add(cl.line, "cell %q: capacity must be > 0", cl.ID)
-		}
-		switch cl.State {
-		case "":
-			cl.State = StateActive
-			active++
-		case StateActive:
-			active++
-		case StateDraining, StateDisabled:
-		default:
-			add(cl.line, "cell %q: state %q: want active, draining or disabled", cl.ID, cl.State)
-		}
-	}
-	for _, cl := range c.Cells {
-		for _, f := range cl.Failover {
-			if f == cl.ID {
-				add(cl.line, "cell %q: fails over to itself", cl.ID)
-			} else if _, ok := seen[f]; !ok {
-				add(cl.line, "cell %q: failover to unknown cell %q", cl.ID, f)
-			}
-		}
-	}
-	if len(c.Cells) > 0 && active == 0 {
-		add(0, "no active cell: at least one cell must have state active")
-	}
-	if len(probs) > 0 {
-		return &ValidationError{Problems: probs}
-	}
-	return nil
-}
-
-func validID(id string) bool {
-	if len(id) > 32 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
+	return Problem{Msg: s}
 }

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) accounts.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(t)) })
 	}
+	t.Run("Sessions", func(t *testing.T) { runSessions(t, newStore) })
 }
 
 // player returns a valid player; created is at microsecond precision,

@@ -32,6 +32,7 @@ type cellFlags struct {
 	cellID        string
 	services      string
 	database      string
+	control       string // control plane URL: write new players' homes there
 	apiListen     string
 	gatewayListen string
 	reusePort     bool
@@ -46,6 +47,7 @@ func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
 	fl.StringVar(&f.cellID, "cell", env("LIVECELL_CELL", ""), "id of this cell in cells.yaml (env LIVECELL_CELL; required)")
 	fl.StringVar(&f.services, "services", env("LIVECELL_SERVICES", defaultServices), "comma-separated services to run here: "+fmt.Sprint(cell.AllServices())+" (env LIVECELL_SERVICES; empty = all)")
 	fl.StringVar(&f.database, "database", env("LIVECELL_DATABASE_URL", ""), "PostgreSQL/CockroachDB URL (env LIVECELL_DATABASE_URL); empty uses the embedded store")
+	fl.StringVar(&f.control, "control", env("LIVECELL_CONTROL_URL", ""), "control plane base URL that owns the player directory (env LIVECELL_CONTROL_URL); empty writes homes to --database or the embedded store")
 	fl.StringVar(&f.apiListen, "api-listen", "", "override the HTTP API listen address from cells.yaml")
 	fl.StringVar(&f.gatewayListen, "gateway-listen", "", "override the gateway listen address from cells.yaml")
 	fl.BoolVar(&f.reusePort, "reuse-port", true, "bind the gateway with SO_REUSEPORT so several processes share its port")
@@ -118,6 +120,13 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 		return err
 	}
 	defer st.close()
+	if f.control != "" && slices.Contains(services, cell.ServiceAccounts) {
+		// The control plane owns the directory; this cell's own store
+		// keeps only its players' data. Only accounts writes homes.
+		if st.directory, err = controlDirectory(f.control, keys, "cell/"+cl.ID); err != nil {
+			return err
+		}
+	}
 
 	cfg := cell.Config{
 		Cell: cl, Cells: cells, Services: services,
