@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livecell/livecell/internal/apierr"
+	"github.com/livecell/livecell/internal/httpapi"
 )
 
 func TestClientSuccess(t *testing.T) {
@@ -129,13 +130,13 @@ func TestClientMalformedSuccessBody(t *testing.T) {
 
 func TestClientOversizedBody(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"username":"`+strings.Repeat("a", maxResponse)+`"}`)
+		io.WriteString(w, `{"username":"`+strings.Repeat("a", httpapi.MaxResponse)+`"}`)
 	}))
 	defer srv.Close()
 	c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
 	_, err := c.Me(context.Background(), "tok")
 	if got := apierr.CodeOf(err); got != apierr.Internal {
-		t.Fatalf("Me on %d-byte body: code = %q (err %v), want %q", maxResponse, got, err, apierr.Internal)
+		t.Fatalf("Me on %d-byte body: code = %q (err %v), want %q", httpapi.MaxResponse, got, err, apierr.Internal)
 	}
 }
 
@@ -184,7 +185,7 @@ func TestRetryAfter(t *testing.T) {
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 	}
 	for _, tt := range tests {
-		if got := retryAfter(tt.h, now); got != tt.want {
+		if got := httpapi.RetryAfter(tt.h, now); got != tt.want {
 			t.Errorf("retryAfter(%q) = %v, want %v", tt.h, got, tt.want)
 		}
 	}

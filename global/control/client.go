@@ -1,11 +1,7 @@
 package control
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,10 +9,6 @@ import (
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/httpapi"
 )
-
-// maxResponse bounds what the client reads: answers are a few hundred bytes
-// per cell, and a misbehaving peer must not make a router buffer megabytes.
-const maxResponse = 1 << 20
 
 // Client calls the control plane's HTTP API. It is the directory of
 // processes that do not own it: cells' accounts write homes with SetHome,
@@ -56,21 +48,9 @@ func (c *Client) Cells(ctx context.Context) (CellsResponse, error) {
 }
 
 func (c *Client) do(ctx context.Context, op, method, path string, auth bool, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return apierr.Wrap(op, apierr.Internal, "encode request", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
-	if err != nil {
-		return apierr.Wrap(op, apierr.Internal, "build request", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	call := httpapi.Call{
+		Op: op, Peer: "control plane", Method: method,
+		URL: strings.TrimRight(c.BaseURL, "/") + path, In: in, Out: out,
 	}
 	if auth {
 		if c.Token == nil {
@@ -80,43 +60,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, auth bool, in,
 		if err != nil {
 			return apierr.Wrap(op, apierr.Unauthenticated, "server credential", err)
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+		call.Token = tok
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return apierr.Wrap(op, apierr.Unavailable, "control plane unreachable", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
-		return apierr.Wrap(op, apierr.Unavailable, "reading control plane response", err)
-	}
-	if len(data) > maxResponse {
-		return apierr.Wrap(op, apierr.Internal, "control plane response too large", fmt.Errorf("more than %d bytes", maxResponse))
-	}
-	if resp.StatusCode != http.StatusOK {
-		var eb httpapi.ErrorBody
-		_ = json.Unmarshal(data, &eb) // a proxy's HTML page falls back below
-		code := eb.Code
-		if !code.Known() {
-			// Whatever stands between us and the control plane failed:
-			// callers treat it like the control plane being down.
-			code, eb.Message = apierr.Unavailable, ""
-			if resp.StatusCode < 500 {
-				code = apierr.Internal
-			}
-		}
-		return apierr.Wrap(op, code, eb.Message, fmt.Errorf("HTTP %d from %s", resp.StatusCode, path))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return apierr.Wrap(op, apierr.Internal, "malformed control plane response", err)
-	}
-	return nil
+	return httpapi.Do(ctx, c.HTTP, call)
 }

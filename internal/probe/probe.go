@@ -146,24 +146,9 @@ func resolve(ctx context.Context, hc *http.Client, base string, q url.Values) (r
 	if enc := q.Encode(); enc != "" {
 		u += "?" + enc
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	err := httpapi.Do(ctx, hc, httpapi.Call{Op: "probe.resolve", Peer: "router", Method: http.MethodGet, URL: u, Out: &res})
 	if err != nil {
 		return res, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return res, apierr.Wrap("probe.resolve", apierr.Unavailable, "router unreachable at "+base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var eb httpapi.ErrorBody
-		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Code != "" {
-			return res, &apierr.Error{Code: eb.Code, Msg: eb.Message}
-		}
-		return res, fmt.Errorf("router answered HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return res, fmt.Errorf("decode resolve answer: %w", err)
 	}
 	if res.HomeCell == "" || res.Gateway == "" || res.API == "" {
 		return res, errors.New("resolve answer lacks home_cell, gateway or api")

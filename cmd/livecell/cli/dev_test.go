@@ -178,7 +178,7 @@ func TestProbeFailsClearly(t *testing.T) {
 	if res.OK || res.Stage != "resolve" || res.Code != "unavailable" {
 		t.Fatalf("probe result = %+v, want ok=false stage=resolve code=unavailable", res)
 	}
-	if !strings.Contains(errOut.String(), "router unreachable") {
+	if !strings.Contains(errOut.String(), "router unreachable") || !strings.Contains(errOut.String(), "127.0.0.1:1") {
 		t.Fatalf("stderr %q lacks a clear message", errOut.String())
 	}
 }
