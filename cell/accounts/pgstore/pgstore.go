@@ -30,12 +30,27 @@ var migrationFiles embed.FS
 // Store is an accounts.Store on a pgx pool. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// signIns and creations batch concurrent SignInByIdentity and
+	// CreatePlayerWithIdentityAndToken calls (see batch.go).
+	signIns   *batcher[signInArgs, accounts.Player]
+	signInSQL batchSQL
+	creations *batcher[createArgs, struct{}]
+	createSQL batchSQL
 }
 
 var _ accounts.Store = (*Store)(nil)
 
 // New returns a store on pool. Call Migrate before first use.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store {
+	s := &Store{
+		pool:      pool,
+		signInSQL: batchSQL{build: buildSignInSQL},
+		createSQL: batchSQL{build: buildCreateSQL},
+	}
+	s.signIns = newBatcher(s.signInMany, s.signInOne)
+	s.creations = newBatcher(s.createMany, s.createOne)
+	return s
+}
 
 // Migrate creates or upgrades the accounts tables.
 func (s *Store) Migrate(ctx context.Context) error {

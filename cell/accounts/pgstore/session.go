@@ -65,9 +65,9 @@ var (
 )
 
 // SignInByIdentity returns the player a platform account is linked to and
-// stores t for it; see accounts.SessionStore. It is one statement: one
-// round trip, committed asynchronously on PostgreSQL (see
-// signInAsyncCommit).
+// stores t for it; see accounts.SessionStore. It is one statement, committed
+// asynchronously on PostgreSQL (see signInAsyncCommit), shared with the
+// other sign-ins that are waiting at the same moment (see batcher).
 func (s *Store) SignInByIdentity(ctx context.Context, provider, subject string, t accounts.RefreshToken) (accounts.Player, error) {
 	const op = "pgstore.SignInByIdentity"
 	if err := t.ValidateUnbound(); err != nil {
@@ -76,22 +76,32 @@ func (s *Store) SignInByIdentity(ctx context.Context, provider, subject string, 
 	if !accounts.StorableText(provider) || !accounts.StorableText(subject) {
 		return accounts.Player{}, apierr.Wrap(op, apierr.NotFound, "no player has this identity", nil)
 	}
+	// A caller that gives up after its batch was sent may leave its token
+	// stored: it was never handed out, so it only waits for its expiry.
+	return s.signIns.do(ctx, op, signInArgs{provider: provider, subject: subject, t: t})
+}
+
+// signInOne runs one sign-in alone, with the one-row statement.
+func (s *Store) signInOne(ctx context.Context, c *signInCall) {
+	r := c.in
+	const op = "pgstore.SignInByIdentity"
 	var p accounts.Player
 	err := s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
 		query := signInPostgres
 		if isCockroach(c.Conn()) {
 			query = signInCockroach
 		}
-		return c.QueryRow(ctx, query, provider, subject, t.Hash, t.FamilyID, t.IssuedAt, t.ExpiresAt).
+		return c.QueryRow(ctx, query, r.provider, r.subject, r.t.Hash, r.t.FamilyID, r.t.IssuedAt, r.t.ExpiresAt).
 			Scan(&p.ID, &p.Username, &p.PasswordHash, &p.HomeCell, &p.CreatedAt)
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return accounts.Player{}, apierr.Wrap(op, apierr.NotFound, "no player has this identity", err)
+		c.err = apierr.Wrap(op, apierr.NotFound, "no player has this identity", err)
 	case err != nil:
-		return accounts.Player{}, conflictError(op, err)
+		c.err = conflictError(op, err)
+	default:
+		c.out = p
 	}
-	return p, nil
 }
 
 // isCockroach reports whether c is connected to CockroachDB, which announces
@@ -126,9 +136,6 @@ func (s *Store) CreatePlayerWithIdentityAndToken(ctx context.Context, p accounts
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	_, err := s.pool.Exec(ctx, createSignedInSQL,
-		p.ID, p.Username, p.PasswordHash, p.HomeCell, nullTime(p.CreatedAt),
-		id.Provider, id.Subject, id.DisplayName, nullTime(id.CreatedAt),
-		t.Hash, t.FamilyID, t.IssuedAt, t.ExpiresAt)
-	return conflictError(op, err)
+	_, err := s.creations.do(ctx, op, createArgs{p: p, id: id, t: t})
+	return err
 }
