@@ -79,3 +79,15 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 }
+
+func TestMethodNotAllowed(t *testing.T) {
+	rec := httptest.NewRecorder()
+	MethodNotAllowed(http.MethodGet, http.MethodHead)(rec, httptest.NewRequest(http.MethodPost, "/v1/x", nil))
+	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+		t.Fatalf("got %d Allow %q, want 405 Allow \"GET, HEAD\"", rec.Code, rec.Header().Get("Allow"))
+	}
+	var b ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || b.Code != apierr.MethodNotAllowed {
+		t.Fatalf("body = %s, want code method_not_allowed", rec.Body)
+	}
+}

@@ -16,9 +16,16 @@ const (
 	OpReconnect Opcode = 0x0004 // server → client: Reconnect, move to another gateway/cell
 	OpPush      Opcode = 0x0005 // server → client: Push, an event for this player
 	OpBye       Opcode = 0x0006 // either way: Bye, orderly close
+	OpResume    Opcode = 0x0007 // client → server: a fresh resume token for this session (ResumeGrant)
 	OpEcho      Opcode = 0x0010 // client → server: payload answered verbatim by the gateway
 
 	OpAccountsMe Opcode = 0x0101 // client → server: the caller's account (accountsapi.Me)
+
+	OpInventoryGet   Opcode = 0x0201 // client → server: the caller's items and loadout (inventoryapi.Inventory)
+	OpInventoryEquip Opcode = 0x0202 // client → server: equip or clear one slot (inventoryapi.EquipRequest)
+	OpCatalogGet     Opcode = 0x0301 // client → server: the catalog, or not_modified (catalogapi.GetRequest)
+	OpStoreCheckout  Opcode = 0x0401 // client → server: start a purchase (storeapi.CheckoutRequest)
+	OpStorePurchases Opcode = 0x0402 // client → server: the caller's purchases (storeapi.Purchases)
 )
 
 // Service is the owner of an opcode range.
@@ -38,8 +45,14 @@ var opTable = []OpInfo{
 	{OpReconnect, "reconnect", "gateway"},
 	{OpPush, "push", "gateway"},
 	{OpBye, "bye", "gateway"},
+	{OpResume, "resume", "gateway"},
 	{OpEcho, "echo", "gateway"},
 	{OpAccountsMe, "accounts.me", "accounts"},
+	{OpInventoryGet, "inventory.get", "inventory"},
+	{OpInventoryEquip, "inventory.equip", "inventory"},
+	{OpCatalogGet, "catalog.get", "catalog"},
+	{OpStoreCheckout, "store.checkout", "store"},
+	{OpStorePurchases, "store.purchases", "store"},
 }
 
 // Ops returns the opcode table in numeric order.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/livecell/livecell/cell/accounts/pgstore"
+	catalogpg "github.com/livecell/livecell/cell/catalog/pgstore"
 	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/db"
 	"github.com/livecell/livecell/internal/db/crdb"
@@ -21,6 +22,7 @@ func schemas() []db.Schema {
 	return []db.Schema{
 		pgstore.Schema(),
 		directory.Schema(),
+		catalogpg.Schema(),
 	}
 }
 
