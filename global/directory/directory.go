@@ -1,4 +1,5 @@
-// Package directory is the global player → home-cell directory.
+// Package directory is the global player → home-cell directory and the
+// control plane's other global state.
 //
 // Every player has one home cell, where their data lives and their sessions
 // land. The global router reads this mapping (and caches it) to send a
@@ -8,6 +9,12 @@
 // LOCALITY GLOBAL, so every region reads it locally and writes pay the
 // cross-region cost. Locally and in CI the same table lives in PostgreSQL,
 // and Memory serves `livecell dev` and tests.
+//
+// Next to the homes live the mapping's exceptions and history, all small and
+// GLOBAL too: the override table (a player pinned to a cell or quarantined),
+// the redirect markers of rehomed players (Moves, read by the cells they
+// left) and the cell states an operator set at run time (a drain), which
+// override cells.yaml's.
 //
 // Both implementations answer Home with apierr.UnknownPlayer for a player
 // the directory has never seen, so the router can tell "place this player"
