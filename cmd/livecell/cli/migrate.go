@@ -10,9 +10,11 @@ import (
 
 	"github.com/livecell/livecell/cell/accounts/pgstore"
 	catalogpg "github.com/livecell/livecell/cell/catalog/pgstore"
+	inventorypg "github.com/livecell/livecell/cell/inventory/pgstore"
 	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/db"
 	"github.com/livecell/livecell/internal/db/crdb"
+	"github.com/livecell/livecell/internal/events/pgoutbox"
 )
 
 // schemas lists every component's SQL schema, in the order their migrations
@@ -23,6 +25,8 @@ func schemas() []db.Schema {
 		pgstore.Schema(),
 		directory.Schema(),
 		catalogpg.Schema(),
+		inventorypg.Schema(),
+		pgoutbox.Schema(),
 	}
 }
 

@@ -172,6 +172,81 @@ CREATE TABLE IF NOT EXISTS catalog_version (
 
 INSERT INTO catalog_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 
+-- inventory/0001_inventory.sql
+-- Inventories: owned items, the grants that gave them, loadouts and a
+-- version per player. Portable SQL (PostgreSQL and CockroachDB). Every row
+-- belongs to one player and carries the player's home cell, so in
+-- production all four tables are REGIONAL BY ROW and move with the player
+-- when rehomed (the overlay generated from cells.yaml adds the region
+-- column and the locality).
+
+-- What a player owns. quantity counts the grants behind it.
+CREATE TABLE IF NOT EXISTS inventory_items (
+    player_id   TEXT        NOT NULL,
+    item_id     TEXT        NOT NULL,
+    home_cell   TEXT        NOT NULL,
+    quantity    INT         NOT NULL CHECK (quantity > 0),
+    acquired_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (player_id, item_id)
+);
+
+-- One row per fulfillment, keyed by purchase id: the primary key is what
+-- makes a grant apply at most once however often its event is delivered.
+-- A revoke that arrives first inserts a revoked row with no items (a
+-- tombstone), so the late grant finds its id taken and does nothing.
+CREATE TABLE IF NOT EXISTS inventory_grants (
+    grant_id   TEXT        PRIMARY KEY,
+    player_id  TEXT        NOT NULL,
+    home_cell  TEXT        NOT NULL,
+    items      TEXT        NOT NULL,
+    revoked    BOOL        NOT NULL DEFAULT false,
+    granted_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    revoked_at TIMESTAMPTZ NULL
+);
+
+CREATE INDEX IF NOT EXISTS inventory_grants_player_idx ON inventory_grants (player_id);
+
+-- The item worn in each slot; only owned items (the store checks it in the
+-- transaction that equips, and a revoke deletes the rows of what it takes).
+CREATE TABLE IF NOT EXISTS inventory_loadouts (
+    player_id TEXT NOT NULL,
+    slot      TEXT NOT NULL,
+    item_id   TEXT NOT NULL,
+    home_cell TEXT NOT NULL,
+    PRIMARY KEY (player_id, slot)
+);
+
+CREATE TABLE IF NOT EXISTS inventory_versions (
+    player_id TEXT   PRIMARY KEY,
+    home_cell TEXT   NOT NULL,
+    version   BIGINT NOT NULL
+);
+
+-- events/0001_event_outbox.sql
+-- The transactional outbox: events written in the same transaction as the
+-- state change they announce, deleted by the relay once the broker has
+-- confirmed them. Portable SQL (PostgreSQL and CockroachDB).
+--
+-- Rows are about one player and carry the player's home cell, so in
+-- production the table is REGIONAL BY ROW (the overlay generated from
+-- cells.yaml adds the region column): an event is written in the region of
+-- the transaction that writes the player's other rows.
+--
+-- seq orders events for the relay; leased_until is when a relay's claim on
+-- the row expires (the epoch: unclaimed).
+CREATE TABLE IF NOT EXISTS event_outbox (
+    id           TEXT        PRIMARY KEY,
+    seq          BIGINT      NOT NULL,
+    type         TEXT        NOT NULL,
+    player_id    TEXT        NOT NULL,
+    home_cell    TEXT        NOT NULL,
+    occurred_at  TIMESTAMPTZ NOT NULL,
+    payload      TEXT        NOT NULL, -- the JSON bytes as produced
+    leased_until TIMESTAMPTZ NOT NULL DEFAULT '1970-01-01 00:00:00+00'
+);
+
+CREATE INDEX IF NOT EXISTS event_outbox_seq_idx ON event_outbox (seq);
+
 -- 3. Table localities.
 ALTER TABLE "players" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
 ALTER TABLE "players" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
@@ -186,3 +261,13 @@ ALTER TABLE "cell_states" SET LOCALITY GLOBAL;
 ALTER TABLE "catalog_items" SET LOCALITY GLOBAL;
 ALTER TABLE "catalog_offers" SET LOCALITY GLOBAL;
 ALTER TABLE "catalog_version" SET LOCALITY GLOBAL;
+ALTER TABLE "inventory_items" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "inventory_items" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "inventory_grants" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "inventory_grants" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "inventory_loadouts" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "inventory_loadouts" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "inventory_versions" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "inventory_versions" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
+ALTER TABLE "event_outbox" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;
+ALTER TABLE "event_outbox" SET LOCALITY REGIONAL BY ROW AS "crdb_region_ec1bb720";
