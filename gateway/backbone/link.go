@@ -58,7 +58,9 @@ func newLink(nc net.Conn, maxQueue int, writeTimeout time.Duration) *link {
 func (l *link) touch() { l.lastRecv.Store(time.Now().UnixNano()) }
 
 // silent is how long nothing has arrived.
-func (l *link) silent() time.Duration { return time.Duration(time.Now().UnixNano() - l.lastRecv.Load()) }
+func (l *link) silent() time.Duration {
+	return time.Duration(time.Now().UnixNano() - l.lastRecv.Load())
+}
 
 // Err is why the link ended, nil while it runs.
 func (l *link) Err() error {
