@@ -12,11 +12,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/livecell/livecell/global/placement"
 	"github.com/livecell/livecell/internal/telemetry"
 )
 
 // benchRouter is a probed router whose map-backed directory homes n players
-// across the active cells.
+// across the active cells, with a full override table loaded (none of its
+// entries is one of the n players): the production shape, where every
+// resolve of a known player first looks the player up in the table.
 func benchRouter(b *testing.B, n int) (*Router, []string) {
 	b.Helper()
 	cells := testCells(b)
@@ -26,11 +29,17 @@ func benchRouter(b *testing.B, n int) (*Router, []string) {
 		players[i] = uuid.NewString()
 		dir.homes[players[i]] = cells.Cells[i%3].ID
 	}
-	r, err := New(Config{Cells: cells}, Deps{Homes: dir, Status: newStatus(cells), Metrics: prometheus.NewRegistry()})
+	overrides := make(map[string]Override, 10_000)
+	for range 10_000 {
+		overrides[uuid.NewString()] = Override{Kind: OverridePin, Cell: "eu-north"}
+	}
+	routing := &fakeRouting{rt: Routing{Overrides: overrides}}
+	r, err := New(Config{Cells: cells}, Deps{Homes: dir, Status: newStatus(cells), Routing: routing, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	r.probeRound(context.Background())
+	r.routingRound(context.Background())
 	return r, players
 }
 
@@ -107,8 +116,44 @@ func BenchmarkResolve(b *testing.B) {
 	lat.report(b)
 }
 
+// BenchmarkResolveNew measures placing a new player by the client's RTT
+// report (four regions) against the cells' load: the placement rule on the
+// router's cached view.
+func BenchmarkResolveNew(b *testing.B) {
+	r, _ := benchRouter(b, 1)
+	rtts, err := placement.ParseRTTs("eu-west:23.5,europe-north1:31,us-east1:88,asia-southeast1:190")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var lat latencies
+	lat.start(b)
+	b.RunParallel(func(pb *testing.PB) {
+		sample := make([]time.Duration, 0, 1024)
+		i := 0
+		for pb.Next() {
+			var start time.Time
+			if i%sampleEvery == 0 {
+				start = time.Now()
+			}
+			res, err := r.Resolve(ctx, ResolveRequest{RTTs: rtts})
+			if i%sampleEvery == 0 {
+				sample = append(sample, time.Since(start))
+			}
+			if err != nil || res.HomeCell != "eu-west" {
+				b.Errorf("got %+v, %v; want eu-west", res, err)
+				return
+			}
+			i++
+		}
+		lat.add(sample)
+	})
+	lat.report(b)
+}
+
 // BenchmarkResolveHTTP measures GET /v1/resolve through the handler, bare
-// and wrapped in the RED metrics a process adds, without a network.
+// and wrapped in the RED metrics a process adds, without a network: three
+// known players for every new player placed by an RTT report.
 func BenchmarkResolveHTTP(b *testing.B) {
 	r, players := benchRouter(b, 1024)
 	for _, bc := range []struct {
@@ -128,6 +173,10 @@ func BenchmarkResolveHTTP(b *testing.B) {
 				reqs := make([]*http.Request, 64)
 				for i := range reqs {
 					reqs[i] = httptest.NewRequest("GET", "/v1/resolve?player="+players[i*16%len(players)], nil)
+					if i%4 == 0 {
+						// A quarter are new players with an RTT report.
+						reqs[i] = httptest.NewRequest("GET", "/v1/resolve?rtt=eu-west:23.5,europe-north1:31,us-east1:88,asia-southeast1:190", nil)
+					}
 				}
 				sample := make([]time.Duration, 0, 1024)
 				i := 0

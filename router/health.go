@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livecell/livecell/cell/cellapi"
+	"github.com/livecell/livecell/global/placement"
 	"github.com/livecell/livecell/internal/config"
 )
 
@@ -58,10 +59,11 @@ func (h HTTPStatus) Status(ctx context.Context, c config.Cell) (cellapi.Status, 
 // health is the router's mutable view of one cell, guarded by Router.mu.
 type health struct {
 	up       bool
-	everUp   bool // before the first success, one good probe is enough
-	fails    int  // consecutive failed probes
-	oks      int  // consecutive good probes
-	sessions int  // from the last good status
+	everUp   bool   // before the first success, one good probe is enough
+	fails    int    // consecutive failed probes
+	oks      int    // consecutive good probes
+	sessions int    // from the last good status
+	reported string // the state the cell reported in its last good status
 	version  string
 	lastErr  string
 	lastAt   time.Time
@@ -155,6 +157,7 @@ func (r *Router) apply(probed *config.Cells, results []probeResult) {
 		ok := res.err == nil
 		if ok {
 			h.sessions = res.st.Sessions
+			h.reported = res.st.State
 			h.version = res.st.Version
 			h.lastErr = ""
 		} else {
@@ -178,21 +181,30 @@ func (r *Router) apply(probed *config.Cells, results []probeResult) {
 // updates the per-cell gauges. r.mu must be held.
 func (r *Router) publishLocked() {
 	v := &view{
-		version: r.cells.Version,
-		cells:   make([]cellView, len(r.cells.Cells)),
-		index:   make(map[string]int, len(r.cells.Cells)),
+		version:   r.cells.Version,
+		cells:     make([]cellView, len(r.cells.Cells)),
+		index:     make(map[string]int, len(r.cells.Cells)),
+		overrides: r.routing.Overrides,
 	}
 	for i, c := range r.cells.Cells {
 		h := r.health[c.ID]
+		operator := r.routing.CellStates[c.ID]
 		v.cells[i] = cellView{
-			Cell:     c,
-			up:       h.up,
-			sessions: h.sessions,
-			fails:    h.fails,
-			version:  h.version,
-			lastErr:  h.lastErr,
-			lastAt:   h.lastAt,
+			Cell:        c,
+			configState: c.State,
+			operator:    operator,
+			up:          h.up,
+			sessions:    h.sessions,
+			reported:    h.reported,
+			fails:       h.fails,
+			version:     h.version,
+			lastErr:     h.lastErr,
+			lastAt:      h.lastAt,
 		}
+		v.cells[i].State = effectiveState(c.State, operator)
+		cv := &v.cells[i]
+		v.cands = append(v.cands, placement.Candidate{ID: c.ID, Region: c.Region, Accepts: cv.acceptsNew(), Sessions: cv.sessions, Capacity: c.Capacity})
+		v.anyUp = v.anyUp || cv.acceptsNew()
 		v.index[c.ID] = i
 		up := 0.0
 		if h.up {

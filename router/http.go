@@ -6,30 +6,39 @@ import (
 	"slices"
 	"time"
 
+	"github.com/livecell/livecell/global/placement"
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/httpapi"
 )
 
-// maxQueryLen bounds the raw query of /v1/resolve: a UUID and a hint fit in
-// well under 200 bytes, and nothing bigger is worth parsing.
-const maxQueryLen = 256
+// maxQueryLen bounds the raw query of /v1/resolve: a UUID, a hint and a
+// full RTT report (placement.MaxRTTs entries of a 64-byte key and a
+// 9-byte value) fit, and nothing bigger is worth parsing.
+const maxQueryLen = 4096
 
 // CellHealth is one cell as the router sees it, served by GET /v1/cells.
 type CellHealth struct {
-	ID        string   `json:"id"`
-	Region    string   `json:"region"`
-	State     string   `json:"state"` // from cells.yaml
-	Gateway   string   `json:"gateway"`
-	API       string   `json:"api"`
-	Capacity  int      `json:"capacity"`
-	Failover  []string `json:"failover,omitempty"`
-	Up        bool     `json:"up"`
-	Sessions  int      `json:"sessions"`
-	Load      float64  `json:"load"` // sessions / capacity
-	Version   string   `json:"version,omitempty"`
-	Failures  int      `json:"consecutive_failures"`
-	LastError string   `json:"last_error,omitempty"`
-	LastProbe string   `json:"last_probe,omitempty"` // RFC 3339; empty before the first probe
+	ID     string `json:"id"`
+	Region string `json:"region"`
+	State  string `json:"state"` // what routing applies: cells.yaml's, or the operator's when stricter
+	// ConfigState is the state in cells.yaml; OperatorState the one an
+	// operator set at run time (draining), absent when none; ReportedState
+	// the one the cell itself reports, which shows whether it has applied
+	// a drain.
+	ConfigState   string   `json:"config_state"`
+	OperatorState string   `json:"operator_state,omitempty"`
+	ReportedState string   `json:"reported_state,omitempty"`
+	Gateway       string   `json:"gateway"`
+	API           string   `json:"api"`
+	Capacity      int      `json:"capacity"`
+	Failover      []string `json:"failover,omitempty"`
+	Up            bool     `json:"up"`
+	Sessions      int      `json:"sessions"`
+	Load          float64  `json:"load"` // sessions / capacity
+	Version       string   `json:"version,omitempty"`
+	Failures      int      `json:"consecutive_failures"`
+	LastError     string   `json:"last_error,omitempty"`
+	LastProbe     string   `json:"last_probe,omitempty"` // RFC 3339; empty before the first probe
 }
 
 // CellsResponse is the body of GET /v1/cells.
@@ -46,6 +55,7 @@ func (r *Router) Cells() CellsResponse {
 		c := &v.cells[i]
 		ch := CellHealth{
 			ID: c.ID, Region: c.Region, State: string(c.State), Gateway: c.Gateway, API: c.API,
+			ConfigState: string(c.configState), OperatorState: string(c.operator), ReportedState: c.reported,
 			Capacity: c.Capacity, Failover: slices.Clone(c.Failover), Up: c.up, Sessions: c.sessions,
 			Version: c.version, Failures: c.fails, LastError: c.lastErr,
 		}
@@ -62,7 +72,7 @@ func (r *Router) Cells() CellsResponse {
 
 // Handler serves the router's HTTP API:
 //
-//	GET /v1/resolve?player=<uuid>&region_hint=<cell id or region>
+//	GET /v1/resolve?player=<uuid>&region_hint=<cell id or region>&rtt=<key:ms,...>
 //	GET /v1/cells
 //
 // It is a bare http.ServeMux so that telemetry.InstrumentHTTP, wrapped
@@ -112,8 +122,12 @@ func parseResolveQuery(raw string) (ResolveRequest, error) {
 			rr.PlayerID = vs[0]
 		case "region_hint":
 			rr.RegionHint = vs[0]
+		case "rtt":
+			if rr.RTTs, err = placement.ParseRTTs(vs[0]); err != nil {
+				return rr, err
+			}
 		default:
-			return rr, apierr.New(apierr.BadRequest, "unknown query parameter %q (want player, region_hint)", k)
+			return rr, apierr.New(apierr.BadRequest, "unknown query parameter %q (want player, region_hint, rtt)", k)
 		}
 	}
 	return rr, nil

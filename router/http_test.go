@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/livecell/livecell/cell/cellapi"
+	"github.com/livecell/livecell/global/placement"
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/httpapi"
@@ -82,7 +83,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"player sql", "GET", "/v1/resolve?player=" + url.QueryEscape("1' OR '1'='1"), false, 400, apierr.BadRequest},
 		{"hint sql", "GET", "/v1/resolve?region_hint=" + url.QueryEscape("eu-west'; DROP TABLE players;--"), false, 400, apierr.BadRequest},
 		{"hint 10 KB", "GET", "/v1/resolve?region_hint=" + strings.Repeat("a", 10<<10), false, 400, apierr.BadRequest},
-		{"hint just over the limit", "GET", "/v1/resolve?region_hint=" + strings.Repeat("a", maxHintLen+1), false, 400, apierr.BadRequest},
+		{"hint just over the limit", "GET", "/v1/resolve?region_hint=" + strings.Repeat("a", placement.MaxKeyLen+1), false, 400, apierr.BadRequest},
 		{"hint NUL", "GET", "/v1/resolve?region_hint=eu%00west", false, 400, apierr.BadRequest},
 		{"unknown param", "GET", "/v1/resolve?player_id=" + playerEU, false, 400, apierr.BadRequest},
 		{"repeated param", "GET", "/v1/resolve?player=" + playerEU + "&player=" + playerUS, false, 400, apierr.BadRequest},

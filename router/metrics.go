@@ -19,9 +19,12 @@ type metrics struct {
 	probeFailures *prometheus.CounterVec // cell
 	// cells.yaml hot reloads (reload.go).
 	reloads, reloadErrors prometheus.Counter
+	// The control plane's routing table (routing.go).
+	routingLoads *prometheus.CounterVec // result
+	overrides    prometheus.Gauge
 
 	// The success series, resolved once: the hot path skips the label hash.
-	okExisting, okFailover, okNew prometheus.Counter
+	okExisting, okFailover, okNew, okPinned, okQuarantine prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	)
 	if m.resolves, err = telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "livecell_router_resolves_total",
-		Help: "Resolve answers, by placement (existing, failover, new, none) and code (ok or an error code).",
+		Help: "Resolve answers, by placement (existing, failover, new, pinned, quarantine, none) and code (ok or an error code).",
 	}, []string{"placement", "code"})); err != nil {
 		return nil, err
 	}
@@ -74,7 +77,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})); err != nil {
 		return nil, err
 	}
+	if m.routingLoads, err = telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "livecell_router_routing_loads_total",
+		Help: "Loads of the control plane's routing table (cell states, overrides), by result (ok, error). On error the last table stays in force.",
+	}, []string{"result"})); err != nil {
+		return nil, err
+	}
+	if m.overrides, err = telemetry.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "livecell_router_overrides",
+		Help: "Entries of the override table (pins, quarantines) the router applies.",
+	})); err != nil {
+		return nil, err
+	}
 	m.okExisting = m.resolves.WithLabelValues(string(PlacementExisting), "ok")
+	m.okPinned = m.resolves.WithLabelValues(string(PlacementPinned), "ok")
+	m.okQuarantine = m.resolves.WithLabelValues(string(PlacementQuarantine), "ok")
 	m.okFailover = m.resolves.WithLabelValues(string(PlacementFailover), "ok")
 	m.okNew = m.resolves.WithLabelValues(string(PlacementNew), "ok")
 	return &m, nil
@@ -93,6 +110,10 @@ func (m *metrics) observe(p Placement, err error, d time.Duration) {
 		m.okFailover.Inc()
 	case PlacementNew:
 		m.okNew.Inc()
+	case PlacementPinned:
+		m.okPinned.Inc()
+	case PlacementQuarantine:
+		m.okQuarantine.Inc()
 	}
 }
 

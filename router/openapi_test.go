@@ -163,11 +163,13 @@ func TestOpenAPIRouterSchemasMatchWireTypes(t *testing.T) {
 		p, _ := s["properties"].(map[string]any)[prop].(map[string]any)
 		return fmt.Sprint(p["enum"])
 	}
-	if got, want := enum("Resolution", "placement"), fmt.Sprint([]Placement{PlacementExisting, PlacementFailover, PlacementNew}); got != want {
+	if got, want := enum("Resolution", "placement"), fmt.Sprint([]Placement{PlacementExisting, PlacementFailover, PlacementNew, PlacementPinned, PlacementQuarantine}); got != want {
 		t.Errorf("Resolution.placement: got enum %s, want %s", got, want)
 	}
-	if got, want := enum("CellHealth", "state"), fmt.Sprint([]config.CellState{config.StateActive, config.StateDraining, config.StateDisabled}); got != want {
-		t.Errorf("CellHealth.state: got enum %s, want %s", got, want)
+	for _, prop := range []string{"state", "config_state"} {
+		if got, want := enum("CellHealth", prop), fmt.Sprint([]config.CellState{config.StateActive, config.StateDraining, config.StateDisabled}); got != want {
+			t.Errorf("CellHealth.%s: got enum %s, want %s", prop, got, want)
+		}
 	}
 
 	t.Run("fails on drift", func(t *testing.T) {
@@ -230,6 +232,16 @@ func TestOpenAPIRouterAnswersMatchDoc(t *testing.T) {
 	check("unknown player", f, "/v1/resolve?player="+playerUnknown, 404)
 	check("home not in cells.yaml", f, "/v1/resolve?player="+playerLost, 500)
 	check("cells", f, "/v1/cells", 200)
+	f.loadRouting(t, Routing{
+		CellStates: map[string]config.CellState{"eu-north": config.StateDraining},
+		Overrides:  map[string]Override{playerUS: {Kind: OverrideQuarantine}, playerAP: {Kind: OverridePin, Cell: "us-east"}},
+	})
+	check("quarantined", f, "/v1/resolve?player="+playerUS, 403)
+	check("pinned", f, "/v1/resolve?player="+playerAP, 200)
+	check("cells with a drain", f, "/v1/cells", 200)
+	check("rtt report", f, "/v1/resolve?rtt=eu-west:20,us-east1:90", 200)
+	check("negative rtt", f, "/v1/resolve?rtt=eu-west:-1", 400)
+	check("absurd rtt", f, "/v1/resolve?rtt=eu-west:86400000", 400)
 	f.status.down("eu-west")
 	f.round(t, 1)
 	check("failover", f, "/v1/resolve?player="+playerEU, 200)
@@ -286,7 +298,7 @@ func TestOpenAPIRouterConformanceFails(t *testing.T) {
 	reportDocProblems(t, doc.CheckResponse(resolve, rec.Code, rec.Header(), rec.Body.Bytes()))
 	body := rec.Body.String()
 	wantDocProblem(t, doc.CheckResponse(resolve, rec.Code, rec.Header(), []byte(strings.Replace(body, `"existing"`, `"sticky"`, 1))),
-		`$.placement: got "sticky", want one of [existing failover new]`)
+		`$.placement: got "sticky", want one of [existing failover new pinned quarantine]`)
 	wantDocProblem(t, doc.CheckResponse(resolve, rec.Code, rec.Header(), []byte(strings.Replace(body, `"home_cell"`, `"cell"`, 1))),
 		`required field "home_cell" is missing`)
 	wantDocProblem(t, doc.CheckResponse(resolve, http.StatusTooManyRequests, rec.Header(), []byte(`{"code":"rate_limited","message":"m"}`)),

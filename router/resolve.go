@@ -3,11 +3,11 @@ package router
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/livecell/livecell/global/placement"
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/config"
 )
@@ -18,22 +18,26 @@ type Placement string
 const (
 	// PlacementExisting: the player's home cell from the directory.
 	PlacementExisting Placement = "existing"
-	// PlacementFailover: the home cell is down or disabled; this is the first
-	// healthy, active cell of its failover list (draining and disabled
-	// cells are skipped, as for new players).
+	// PlacementFailover: the home cell is down, disabled or draining; this
+	// is the first healthy, active cell of its failover list (draining and
+	// disabled cells are skipped, as for new players).
 	PlacementFailover Placement = "failover"
 	// PlacementNew: no player was given; a suggestion for a new player.
 	PlacementNew Placement = "new"
+	// PlacementPinned: the override table pins the player to this cell.
+	PlacementPinned Placement = "pinned"
+	// PlacementQuarantine: the override table quarantines the player in
+	// this cell.
+	PlacementQuarantine Placement = "quarantine"
 )
 
-// maxHintLen bounds region_hint: cell ids are at most 32 bytes and cloud
-// region names are shorter than 64.
-const maxHintLen = 64
-
-// ResolveRequest is a question to the router. Both fields are optional.
+// ResolveRequest is a question to the router. Every field is optional.
 type ResolveRequest struct {
 	PlayerID   string // a UUID; empty for a player without an account
 	RegionHint string // a cell id or cloud region the client prefers, for new players
+	// RTTs are the round-trip times the client measured to cells or
+	// regions (placement.ParseRTTs reads the query form); for new players.
+	RTTs []placement.RTT
 }
 
 // Resolution is the router's answer: the cell to log in at and connect to.
@@ -49,21 +53,28 @@ type Resolution struct {
 	FailoverFrom string `json:"failover_from,omitempty"`
 }
 
-// view is an immutable snapshot of the cells and their health.
+// view is an immutable snapshot of the cells, their health and the
+// routing table.
 type view struct {
-	version int
-	cells   []cellView     // cells.yaml order
-	index   map[string]int // cell id → position in cells
+	version   int
+	cells     []cellView            // cells.yaml order
+	index     map[string]int        // cell id → position in cells
+	overrides map[string]Override   // shared with Router.routing: never written
+	cands     []placement.Candidate // cells as placement sees them, cells.yaml order
+	anyUp     bool                  // some cell accepts new players
 }
 
 type cellView struct {
-	config.Cell
-	up       bool
-	sessions int
-	fails    int
-	version  string
-	lastErr  string
-	lastAt   time.Time
+	config.Cell // State is the effective state: cells.yaml's or the operator's
+	configState config.CellState
+	operator    config.CellState // set at run time; "" when none
+	up          bool
+	sessions    int
+	reported    string
+	fails       int
+	version     string
+	lastErr     string
+	lastAt      time.Time
 }
 
 func (v *view) cell(id string) (*cellView, bool) {
@@ -81,21 +92,13 @@ func (c *cellView) serving() bool { return c.up && c.State != config.StateDisabl
 // already hold: healthy and active. Draining and disabled cells never are.
 func (c *cellView) acceptsNew() bool { return c.up && c.State == config.StateActive }
 
-// hasRoom reports whether the cell is below its capacity.
-func (c *cellView) hasRoom() bool { return c.sessions < c.Capacity }
-
-// lessLoaded compares sessions/capacity without floating point.
-func (c *cellView) lessLoaded(o *cellView) bool {
-	return int64(c.sessions)*int64(o.Capacity) < int64(o.sessions)*int64(c.Capacity)
-}
-
 func (c *cellView) resolution(player string, p Placement) Resolution {
 	return Resolution{PlayerID: player, HomeCell: c.ID, Region: c.Region, Gateway: c.Gateway, API: c.API, Placement: p}
 }
 
-// Resolve answers req from the directory and the last probe round. Errors
-// carry an apierr code: BadRequest, UnknownPlayer, NoHealthyCell,
-// Unavailable (directory down) or Internal.
+// Resolve answers req from the directory, the routing table and the last
+// probe round. Errors carry an apierr code: BadRequest, UnknownPlayer,
+// NoHealthyCell, Quarantined, Unavailable (directory down) or Internal.
 func (r *Router) Resolve(ctx context.Context, req ResolveRequest) (Resolution, error) {
 	start := time.Now()
 	res, err := r.resolve(ctx, req)
@@ -108,11 +111,22 @@ func (r *Router) resolve(ctx context.Context, req ResolveRequest) (Resolution, e
 	if err != nil {
 		return Resolution{}, err
 	}
-	if err := checkHint(req.RegionHint); err != nil {
-		return Resolution{}, err
+	if req.RegionHint != "" {
+		if err := placement.CheckKey(req.RegionHint); err != nil {
+			return Resolution{}, apierr.New(apierr.BadRequest, "region_hint: %s", apierr.MessageOf(err))
+		}
 	}
+	if len(req.RTTs) > placement.MaxRTTs {
+		return Resolution{}, apierr.New(apierr.BadRequest, "rtt has %d entries; at most %d", len(req.RTTs), placement.MaxRTTs)
+	}
+	v := r.view.Load()
 	if player == "" {
-		return r.placeNew(r.view.Load(), req.RegionHint)
+		return r.placeNew(v, req)
+	}
+	if o, ok := v.overrides[player]; ok {
+		if res, err, done := overridden(v, player, o); done {
+			return res, err
+		}
 	}
 
 	homeID, err := r.homes.Home(ctx, player)
@@ -122,7 +136,7 @@ func (r *Router) resolve(ctx context.Context, req ResolveRequest) (Resolution, e
 		}
 		return Resolution{}, apierr.Wrap("router.Resolve", apierr.Unavailable, "player directory unavailable, retry later", err)
 	}
-	v := r.view.Load()
+	v = r.view.Load() // the lookup may have taken a while
 	home, ok := v.cell(homeID)
 	if !ok {
 		// The directory and cells.yaml disagree: an operator's problem,
@@ -130,7 +144,7 @@ func (r *Router) resolve(ctx context.Context, req ResolveRequest) (Resolution, e
 		return Resolution{}, apierr.Wrap("router.Resolve", apierr.Internal, "",
 			fmt.Errorf("home cell %q of player %s is not in cells.yaml", homeID, player))
 	}
-	if home.serving() {
+	if home.serving() && home.State != config.StateDraining {
 		return home.resolution(player, PlacementExisting), nil
 	}
 	// Failover ignores capacity on purpose: cells keep headroom for exactly
@@ -142,57 +156,48 @@ func (r *Router) resolve(ctx context.Context, req ResolveRequest) (Resolution, e
 			return res, nil
 		}
 	}
+	// A draining cell still serves its own players when none of its
+	// failover cells can: draining moves players, it does not strand them.
+	if home.serving() {
+		return home.resolution(player, PlacementExisting), nil
+	}
 	return Resolution{}, apierr.New(apierr.NoHealthyCell, "home cell %s and its failover cells are unavailable", home.ID)
 }
 
-// placeNew picks a cell for a player without a home: the hinted cell (by id,
-// else the cells of the hinted region) when one can take the player, else
-// the least-loaded cell that can.
-func (r *Router) placeNew(v *view, hint string) (Resolution, error) {
-	if hint != "" {
-		var best *cellView
-		byID := false
-		for i := range v.cells {
-			if c := &v.cells[i]; strings.EqualFold(c.ID, hint) {
-				byID = true
-				if c.acceptsNew() && c.hasRoom() {
-					best = c
-				}
-				break
-			}
+// overridden applies the override table; done is false when the player is
+// to be routed as if it had no entry (a pin whose cell does not serve).
+func overridden(v *view, player string, o Override) (res Resolution, err error, done bool) {
+	c, known := v.cell(o.Cell)
+	switch o.Kind {
+	case OverridePin:
+		if known && c.serving() {
+			return c.resolution(player, PlacementPinned), nil, true
 		}
-		if !byID {
-			for i := range v.cells {
-				c := &v.cells[i]
-				if strings.EqualFold(c.Region, hint) && c.acceptsNew() && c.hasRoom() && (best == nil || c.lessLoaded(best)) {
-					best = c
-				}
-			}
+		return Resolution{}, nil, false
+	case OverrideQuarantine:
+		if o.Cell == "" {
+			return Resolution{}, apierr.New(apierr.Quarantined, "this player is quarantined; contact support"), true
 		}
-		if best != nil {
-			return best.resolution("", PlacementNew), nil
+		if known && c.serving() {
+			return c.resolution(player, PlacementQuarantine), nil, true
 		}
+		// Never released into the general population because the
+		// quarantine cell is out.
+		return Resolution{}, apierr.New(apierr.NoHealthyCell, "quarantine cell %s is unavailable", o.Cell), true
 	}
-	var best *cellView
-	anyUp := false
-	for i := range v.cells {
-		c := &v.cells[i]
-		if !c.acceptsNew() {
-			continue
-		}
-		anyUp = true
-		// Strictly less: ties keep the earlier cell in cells.yaml.
-		if c.hasRoom() && (best == nil || c.lessLoaded(best)) {
-			best = c
-		}
-	}
-	if best == nil {
-		if anyUp {
+	return Resolution{}, nil, false
+}
+
+// placeNew picks a cell for a player without a home by the placement rule.
+func (r *Router) placeNew(v *view, req ResolveRequest) (Resolution, error) {
+	i, _ := r.cfg.Placement.Choose(v.cands, req.RTTs, req.RegionHint)
+	if i < 0 {
+		if v.anyUp {
 			return Resolution{}, apierr.New(apierr.NoHealthyCell, "every cell that takes new players is full")
 		}
 		return Resolution{}, apierr.New(apierr.NoHealthyCell, "no healthy cell takes new players")
 	}
-	return best.resolution("", PlacementNew), nil
+	return v.cells[i].resolution("", PlacementNew), nil
 }
 
 // canonicalPlayer accepts only the 36-character UUID form (any case) and
@@ -209,19 +214,4 @@ func canonicalPlayer(s string) (string, error) {
 		return "", apierr.New(apierr.BadRequest, "player must be a UUID")
 	}
 	return id.String(), nil
-}
-
-// checkHint allows the characters of cell ids and cloud region names only,
-// so a hint can be logged and compared without escaping worries.
-func checkHint(s string) error {
-	if len(s) > maxHintLen {
-		return apierr.New(apierr.BadRequest, "region_hint is longer than %d bytes", maxHintLen)
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
-			return apierr.New(apierr.BadRequest, "region_hint must be a cell id or region name (letters, digits, '-', '_', '.')")
-		}
-	}
-	return nil
 }

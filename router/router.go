@@ -5,22 +5,30 @@
 // What it does:
 //   - maps a known player to the home cell the player directory names
 //     (placement "existing");
-//   - when that cell is down or disabled, sends the player to the first
-//     healthy cell of the home's failover list in cells.yaml ("failover"),
-//     so players keep playing while their cell is out;
-//   - suggests a cell for a player with no account yet ("new"): the cell the
-//     client hints at (a cell id or a cloud region, e.g. from its own
-//     latency measurements) when it is healthy, active and not full, else
-//     the least-loaded healthy active cell;
+//   - when that cell is down or disabled, or draining, sends the player to
+//     the first healthy, active cell of the home's failover list in
+//     cells.yaml ("failover"), so players keep playing while their cell is
+//     out; a draining home with no such cell keeps its players;
+//   - applies the control plane's override table first: a pinned player
+//     goes to the pinned cell ("pinned"), a quarantined one to the
+//     quarantine cell ("quarantine") or nowhere (apierr.Quarantined);
+//   - places a player with no account yet ("new") by the control plane's
+//     placement rule (global/placement): the round-trip times the client
+//     measured traded against each cell's capacity headroom, else the
+//     client's region hint, else the least loaded cell;
 //   - probes every cell's /v1/status to know health (with hysteresis, so one
-//     slow probe does not move players) and load.
+//     slow probe does not move players) and load, and loads cell states
+//     set at run time (a drain) and the override table from the control
+//     plane.
 //
-// What it does not do: it owns no data and writes nothing. It does not choose
-// or record homes (the control plane owns placement and the directory; the
-// router only reads it), it does not move players between cells, and it is
-// not on the path of a session: clients cache the cell they were given, so a
-// router outage only affects players who are starting the game. Being
-// stateless, any number of replicas can run behind one address.
+// What it does not do: it owns no data and writes nothing. It does not
+// record homes (the control plane owns the directory and records a new
+// player's home when the chosen cell signs the player up), it does not move
+// players between cells, and it is not on the path of a session: clients
+// cache the cell they were given, so a router outage only affects players
+// who are starting the game. Being stateless, any number of replicas can
+// run behind one address; when the control plane is down each keeps the
+// last routing table it loaded.
 package router
 
 import (
@@ -36,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/livecell/livecell/cell/cellapi"
+	"github.com/livecell/livecell/global/placement"
 	"github.com/livecell/livecell/internal/config"
 )
 
@@ -46,6 +55,11 @@ type Config struct {
 	ProbeTimeout  time.Duration // per probe; default 1s
 	FailThreshold int           // consecutive failed probes that mark a cell down; default 3
 	RiseThreshold int           // consecutive good probes that bring it back; default 2
+	// RoutingInterval is how often the routing table (cell states, the
+	// override table) is loaded from Deps.Routing; default 2s.
+	RoutingInterval time.Duration
+	// Placement tunes the choice of a new player's cell.
+	Placement placement.Policy
 }
 
 func (c *Config) setDefaults() {
@@ -60,6 +74,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RiseThreshold <= 0 {
 		c.RiseThreshold = 2
+	}
+	if c.RoutingInterval <= 0 {
+		c.RoutingInterval = 2 * time.Second
 	}
 }
 
@@ -83,23 +100,28 @@ type Deps struct {
 	Metrics prometheus.Registerer // nil keeps metrics private to the Router
 	Homes   HomeLookup            // required
 	Status  StatusSource          // nil means HTTPStatus with a default client
+	Routing RoutingSource         // nil: cells.yaml's states, no overrides
 }
 
 // Router is the global router. Create it with New, then Start it.
 type Router struct {
-	cfg    Config
-	log    *slog.Logger
-	homes  HomeLookup
-	status StatusSource
-	m      *metrics
+	cfg        Config
+	log        *slog.Logger
+	homes      HomeLookup
+	status     StatusSource
+	routingSrc RoutingSource
+	m          *metrics
 
 	// view is an immutable snapshot of cells and their health that Resolve
 	// reads without locks; probe rounds and SetCells replace it.
 	view atomic.Pointer[view]
 
-	mu     sync.Mutex // guards cells and health, and orders publishes
-	cells  *config.Cells
-	health map[string]*health // by cell id
+	mu         sync.Mutex // guards the fields below, and orders publishes
+	cells      *config.Cells
+	health     map[string]*health // by cell id
+	routing    Routing            // last loaded from routingSrc
+	routingErr string             // of the last load; "" when it worked
+	routingAt  time.Time          // of the last good load
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc // of the probe loop; nil when not running
@@ -130,13 +152,14 @@ func New(cfg Config, deps Deps) (*Router, error) {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	r := &Router{
-		cfg:    cfg,
-		log:    deps.Logger,
-		homes:  deps.Homes,
-		status: deps.Status,
-		m:      m,
-		cells:  cfg.Cells,
-		health: make(map[string]*health, len(cfg.Cells.Cells)),
+		cfg:        cfg,
+		log:        deps.Logger,
+		homes:      deps.Homes,
+		status:     deps.Status,
+		routingSrc: deps.Routing,
+		m:          m,
+		cells:      cfg.Cells,
+		health:     make(map[string]*health, len(cfg.Cells.Cells)),
 	}
 	for _, c := range cfg.Cells.Cells {
 		r.health[c.ID] = &health{}
@@ -147,16 +170,21 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	return r, nil
 }
 
-// Start probes every cell once, so that a healthy world resolves as soon as
-// Start returns, then keeps probing every ProbeInterval in the background
-// until Stop is called or ctx is done.
+// Start probes every cell and loads the routing table once, so that a
+// healthy world resolves as soon as Start returns, then keeps doing both
+// in the background (every ProbeInterval and RoutingInterval) until Stop is
+// called or ctx is done. A control plane that is down at start is not an
+// error: the router starts with cells.yaml's states and no overrides.
 func (r *Router) Start(ctx context.Context) error {
 	r.runMu.Lock()
 	defer r.runMu.Unlock()
 	if r.cancel != nil {
 		return errors.New("router: already started")
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { r.routingRound(ctx) })
 	r.probeRound(ctx)
+	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("router: start: %w", err)
 	}
@@ -192,6 +220,23 @@ func (r *Router) probeLoop(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(r.cfg.ProbeInterval)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if r.routingSrc != nil {
+		// Its own loop: a slow control plane must not delay probes.
+		wg.Go(func() {
+			rt := time.NewTicker(r.cfg.RoutingInterval)
+			defer rt.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-rt.C:
+					r.routingRound(ctx)
+				}
+			}
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():

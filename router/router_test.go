@@ -136,11 +136,33 @@ func (f *fakeStatus) unhealthy(id string) {
 	f.cells[id] = st
 }
 
+// fakeRouting is the control plane's routing table, edited by tests.
+type fakeRouting struct {
+	mu    sync.Mutex
+	rt    Routing
+	err   error
+	calls int
+}
+
+func (f *fakeRouting) Routing(context.Context) (Routing, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return f.rt, f.err
+}
+
+func (f *fakeRouting) set(rt Routing, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rt, f.err = rt, err
+}
+
 type fixture struct {
-	r      *Router
-	status *fakeStatus
-	dir    *fakeDir
-	reg    *prometheus.Registry
+	r       *Router
+	status  *fakeStatus
+	dir     *fakeDir
+	routing *fakeRouting
+	reg     *prometheus.Registry
 }
 
 // newFixture returns a started router over testCellsYAML where every cell is
@@ -150,8 +172,8 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 	if cfg.Cells == nil {
 		cfg.Cells = testCells(t)
 	}
-	f := &fixture{status: newStatus(cfg.Cells), dir: newDir(), reg: prometheus.NewRegistry()}
-	r, err := New(cfg, Deps{Metrics: f.reg, Homes: f.dir, Status: f.status})
+	f := &fixture{status: newStatus(cfg.Cells), dir: newDir(), routing: &fakeRouting{}, reg: prometheus.NewRegistry()}
+	r, err := New(cfg, Deps{Metrics: f.reg, Homes: f.dir, Status: f.status, Routing: f.routing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +187,13 @@ func (f *fixture) round(t testing.TB, n int) {
 	for range n {
 		f.r.probeRound(context.Background())
 	}
+}
+
+// loadRouting sets the control plane's table and has the router load it.
+func (f *fixture) loadRouting(t testing.TB, rt Routing) {
+	t.Helper()
+	f.routing.set(rt, nil)
+	f.r.routingRound(context.Background())
 }
 
 func (f *fixture) resolve(t testing.TB, player, hint string) (Resolution, error) {
@@ -418,7 +447,9 @@ func TestFailover(t *testing.T) {
 		{name: "home and first failover down: second", player: playerEU, down: []string{"eu-west", "us-east"}, want: "eu-north", wantPlace: PlacementFailover},
 		{name: "home and every failover down", player: playerEU, down: []string{"eu-west", "us-east", "eu-north"}, wantCode: apierr.NoHealthyCell},
 		{name: "draining failover skipped", player: playerUS, down: []string{"us-east"}, want: "eu-west", wantPlace: PlacementFailover},
-		{name: "draining home keeps its players", player: playerAP, want: "ap-south", wantPlace: PlacementExisting},
+		{name: "draining home sends its players to failover", player: playerAP, want: "us-east", wantPlace: PlacementFailover},
+		{name: "draining home without a failover keeps its players", player: playerAP, down: []string{"us-east"}, want: "ap-south", wantPlace: PlacementExisting},
+		{name: "draining home down, failover down", player: playerAP, down: []string{"us-east", "ap-south"}, wantCode: apierr.NoHealthyCell},
 		{name: "unrelated cell down", player: playerUS, down: []string{"eu-north"}, want: "us-east", wantPlace: PlacementExisting},
 	}
 	for _, tt := range tests {

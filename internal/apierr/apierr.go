@@ -48,6 +48,9 @@ const (
 	SlowConsumer        Code = "slow_consumer"
 	Draining            Code = "draining"
 	ShuttingDown        Code = "shutting_down"
+	SessionMoved        Code = "session_moved"
+	PlayerMoved         Code = "player_moved"
+	Quarantined         Code = "quarantined"
 )
 
 type codeInfo struct {
@@ -85,6 +88,9 @@ var codes = map[Code]codeInfo{
 	SlowConsumer:        {http.StatusTooManyRequests, true},
 	Draining:            {http.StatusServiceUnavailable, true},
 	ShuttingDown:        {http.StatusServiceUnavailable, true},
+	SessionMoved:        {http.StatusServiceUnavailable, true},
+	PlayerMoved:         {http.StatusMisdirectedRequest, true},
+	Quarantined:         {http.StatusForbidden, false},
 }
 
 // Codes returns every defined code; tests use it to keep docs in step.
