@@ -28,7 +28,25 @@ const (
 	// the hosted page: the store signs a checkout.session.completed event
 	// with its local webhook secret and delivers it to its own webhook.
 	PathTestModePay = "/v1/store/test-mode/pay"
+	// PathReturn + "/{result}" (success or cancel): GET → 200 Return. The
+	// default page Stripe sends the player back to; games usually
+	// configure their own (a deep link) instead.
+	PathReturn = "/v1/store/return"
 )
+
+// Return is the answer of the default return page.
+type Return struct {
+	Result     string `json:"result"`
+	PurchaseID string `json:"purchase_id,omitempty"`
+	Message    string `json:"message"`
+}
+
+// WebhookAnswer is the store's 200 answer to Stripe: what it did with the
+// event (applied, duplicate, ignored). Stripe only reads the status.
+type WebhookAnswer struct {
+	Received bool   `json:"received"`
+	Outcome  string `json:"outcome"`
+}
 
 // Purchase statuses.
 const (

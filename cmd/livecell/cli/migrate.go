@@ -11,6 +11,7 @@ import (
 	"github.com/livecell/livecell/cell/accounts/pgstore"
 	catalogpg "github.com/livecell/livecell/cell/catalog/pgstore"
 	inventorypg "github.com/livecell/livecell/cell/inventory/pgstore"
+	storepg "github.com/livecell/livecell/cell/store/pgstore"
 	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/db"
 	"github.com/livecell/livecell/internal/db/crdb"
@@ -26,6 +27,7 @@ func schemas() []db.Schema {
 		directory.Schema(),
 		catalogpg.Schema(),
 		inventorypg.Schema(),
+		storepg.Schema(),
 		pgoutbox.Schema(),
 	}
 }
