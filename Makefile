@@ -37,8 +37,13 @@ probe: build ## Probe the running local world end to end and print JSON.
 	./$(BIN) probe --json
 
 .PHONY: test
-test: fmt-check vet ## Run gofmt check, go vet and all tests with the race detector.
+test: fmt-check vet ## Run gofmt check, go vet and all tests with the race detector (gateway suite on both engines).
 	$(GO) test -race -count=1 $(PKGS)
+	LIVECELL_TEST_GATEWAY_ENGINE=goroutine $(GO) test -race -count=1 ./gateway/
+
+.PHONY: bench-gateway
+bench-gateway: build ## Gateway at scale on this machine: 100k sessions, RSS per session, round trips, pushes; prints JSON (BENCH_GATEWAY_FLAGS to change).
+	./$(BIN) bench-gateway $(BENCH_GATEWAY_FLAGS)
 
 .PHONY: test-short
 test-short: ## Fast tests only (no race detector).

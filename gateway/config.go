@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/livecell/livecell/gateway/backbone"
 	"github.com/livecell/livecell/internal/protocol"
 )
 
@@ -17,6 +19,8 @@ type Config struct {
 	CellID    string // announced in Welcome and passed to handlers as Caller.Cell; required
 	Listen    string // host:port; required (":0" picks a free port)
 	ReusePort bool   // SO_REUSEPORT, so several gateway processes share Listen
+	Engine    string // EngineEpoll (default on Linux) or EngineGoroutine
+	Loops     int    // event loops of the epoll engine; default GOMAXPROCS
 
 	AuthTimeout       time.Duration // first frame deadline; default 5s
 	HeartbeatInterval time.Duration // announced in Welcome; default 15s
@@ -30,6 +34,32 @@ type Config struct {
 	WriteTimeout      time.Duration // one socket write; default 10s
 	DrainGrace        time.Duration // time clients get to leave after a Reconnect; default 10s
 	MaxSessions       int           // open connections (authenticated or not); 0 = unlimited
+
+	// BackboneListen is where edge relays connect (host:port), each with one
+	// link carrying many player sessions (package backbone); empty: no edge
+	// can reach this gateway. Sessions arriving over a link are served
+	// exactly like TCP ones and count against MaxSessions.
+	BackboneListen string
+	// BackboneIdleTimeout closes a link silent for this long; default 30s.
+	BackboneIdleTimeout time.Duration
+}
+
+// Connection engines (Config.Engine).
+const (
+	// EngineEpoll runs every connection on a few epoll event loops: no
+	// goroutine or buffer per idle session. Linux only.
+	EngineEpoll = "epoll"
+	// EngineGoroutine runs a reader and a writer goroutine per connection.
+	EngineGoroutine = "goroutine"
+)
+
+// DefaultEngine is the engine a Config without one gets: epoll where the
+// platform has it.
+func DefaultEngine() string {
+	if epollAvailable {
+		return EngineEpoll
+	}
+	return EngineGoroutine
 }
 
 // Defaults, exported through Config's documentation.
@@ -59,6 +89,23 @@ func (c Config) withDefaults() (Config, error) {
 		if *d <= 0 {
 			*d = v
 		}
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = DefaultEngine()
+	case EngineGoroutine:
+	case EngineEpoll:
+		if !epollAvailable {
+			return c, errors.New("gateway: config: the epoll engine runs on Linux only")
+		}
+	default:
+		return c, fmt.Errorf("gateway: config: unknown engine %q (want %s or %s)", c.Engine, EngineEpoll, EngineGoroutine)
+	}
+	if c.Loops < 0 {
+		return c, fmt.Errorf("gateway: config: Loops %d is negative", c.Loops)
+	}
+	if c.Loops == 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
 	}
 	def(&c.AuthTimeout, defaultAuthTimeout)
 	def(&c.HeartbeatInterval, defaultHeartbeat)
@@ -109,4 +156,7 @@ type Deps struct {
 	Auth     Authenticator         // required
 	Resume   ResumeIssuer          // nil: no resume tokens
 	Handlers protocol.Handlers     // request opcodes served by the cell's services
+	// Edges checks the credential of an edge opening a backbone link;
+	// required with Config.BackboneListen.
+	Edges backbone.Authenticator
 }

@@ -1,19 +1,15 @@
 package gateway
 
-// This file is the connection I/O engine: it turns socket bytes into frames
-// for session.go and drains each connection's outbound queue into the
-// socket. The rest of the package talks to a connection only through
-// handle (frames in), send and closeWith (frames out), so the engine can be
-// replaced by an event loop without touching the protocol logic.
+// This file is a connection as the protocol logic sees it: frames come in
+// through handle (session.go) and leave through send and closeWith. The
+// socket belongs to an engine (connIO): engine_goroutine.go runs a reader
+// and a writer goroutine per connection; engine_epoll_linux.go runs every
+// connection on a few event loops, with no goroutine and no buffer tied to
+// an idle one.
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"log/slog"
-	"net"
-	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +33,28 @@ const (
 	maxCloseFlush = time.Second
 )
 
+// connIO is the engine side of a connection: the socket, and whoever reads
+// and writes it.
+type connIO interface {
+	// wake tells the engine that c.out holds frames or c.closed is set.
+	// It never blocks and is safe from any goroutine.
+	wake()
+	// closed runs once, under c.mu, when closeWith marks the connection
+	// closed: from then the engine has the gateway's closeFlush to write
+	// what is queued.
+	closed()
+	// extendRead gives the peer d from now to complete its next frame.
+	// Only the connection's reader calls it.
+	extendRead(d time.Duration)
+	// remoteAddr names the peer in logs.
+	remoteAddr() string
+}
+
 // conn is one client connection and, after Hello, its session.
 type conn struct {
 	g    *Gateway
-	nc   net.Conn
-	slot int32 // in g.table; guarded by the table's lock
+	io   connIO
+	slot int32 // in g.table, -1 when not in it; guarded by the table's lock
 
 	// Set once by table.bind under the table's lock; read-only afterwards.
 	player    string
@@ -50,38 +63,43 @@ type conn struct {
 	// it so the session can resume at the home cell or its failover.
 	home string
 
-	ctx    context.Context // cancelled when the connection closes; parent of handler contexts
-	cancel context.CancelFunc
+	inflight atomic.Int32 // handler requests running
+	closing  atomic.Bool  // mirrors closed, for lock-free checks
 
-	inflight atomic.Int32  // handler requests running
-	closing  atomic.Bool   // mirrors closed, for lock-free checks
-	wake     chan struct{} // capacity 1: tells the writer there is work
-	readDone chan struct{} // closed when the reader returns
-
-	// Owned by the reader goroutine.
+	// Owned by the connection's reader (a goroutine or an event loop).
 	authed        bool
 	bucket        bucket
 	violations    int
 	lastViolation time.Duration
 
-	mu     sync.Mutex // guards the fields below and deadline changes
-	out    *[]byte    // encoded frames for the writer; nil when empty (pooled)
+	mu     sync.Mutex // guards the fields below
+	out    *[]byte    // encoded frames for the engine to write; nil when empty (pooled)
 	queued int        // frames in out
 	closed bool
+	// reqCtx is the parent of the session's handler requests, cancelled
+	// when the connection closes. It is made by the first request: a
+	// context costs hundreds of bytes, which an idle session does not pay.
+	reqCtx    context.Context
+	reqCancel context.CancelFunc
 }
 
-func newConn(g *Gateway, nc net.Conn) *conn {
-	ctx, cancel := context.WithCancel(g.base)
-	return &conn{g: g, nc: nc, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1), readDone: make(chan struct{})}
+func newConn(g *Gateway) *conn { return &conn{g: g, slot: -1} }
+
+// requestContext is the parent context of a handler request; ok is false
+// once the connection is closed.
+func (c *conn) requestContext() (ctx context.Context, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, false
+	}
+	if c.reqCtx == nil {
+		c.reqCtx, c.reqCancel = context.WithCancel(c.g.base)
+	}
+	return c.reqCtx, true
 }
 
-func (c *conn) start() {
-	c.g.wg.Add(2)
-	go c.readLoop()
-	go c.writeLoop()
-}
-
-// send queues f for the writer. It returns false when the connection is
+// send queues f for the engine. It returns false when the connection is
 // closing or f made it a slow consumer (which closes it). Callers keep f
 // within MaxFrame.
 func (c *conn) send(f protocol.Frame) bool {
@@ -109,19 +127,21 @@ func (c *conn) enqueue(f protocol.Frame, force bool) (ok, full bool) {
 	}
 	*c.out = protocol.AppendFrame(*c.out, f)
 	c.queued++
-	// Counted before the writer can take the frame, so a client that has
+	// Counted before the engine can write the frame, so a client that has
 	// read it also finds it in the metrics.
 	c.g.m.op(f.Opcode).out.Inc()
 	c.mu.Unlock()
-	c.signal()
+	c.io.wake()
 	return true, false
 }
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+// takeOut hands the queued frames to the engine's writer; nil when none.
+func (c *conn) takeOut() (batch *[]byte, closed bool) {
+	c.mu.Lock()
+	batch, c.out, c.queued = c.out, nil, 0
+	closed = c.closed
+	c.mu.Unlock()
+	return batch, closed
 }
 
 // dropSlow closes a connection whose client stopped reading. Its queued
@@ -131,16 +151,21 @@ func (c *conn) dropSlow() {
 	f := errorFrame(0, protocol.ErrorBody{Code: string(apierr.SlowConsumer),
 		Message: "outbound queue full: the client is not reading", Retryable: true})
 	if c.closeWith(&f, true) {
-		c.g.m.slowConsumers.Inc()
-		c.g.log.LogAttrs(c.ctx, slog.LevelWarn, "gateway: slow consumer dropped",
-			slog.String("player", c.player), slog.String("remote", c.nc.RemoteAddr().String()))
+		c.slowConsumer("outbound queue full")
 	}
 }
 
+func (c *conn) slowConsumer(why string) {
+	c.g.m.slowConsumers.Inc()
+	c.g.log.LogAttrs(c.g.base, slog.LevelWarn, "gateway: slow consumer dropped",
+		slog.String("why", why), slog.String("player", c.player), slog.String("remote", c.io.remoteAddr()))
+}
+
 // closeWith starts closing the connection: final (if any) is queued after
-// the frames already waiting (which drop discards), the writer flushes
-// within maxCloseFlush, half-closes and lingers, and the session leaves the
-// table at once. It reports whether this call closed the connection.
+// the frames already waiting (which drop discards), the engine flushes
+// within the gateway's closeFlush, half-closes and lingers, and the session
+// leaves the table at once. It reports whether this call closed the
+// connection.
 func (c *conn) closeWith(final *protocol.Frame, drop bool) bool {
 	c.mu.Lock()
 	if c.closed {
@@ -160,120 +185,34 @@ func (c *conn) closeWith(final *protocol.Frame, drop bool) bool {
 		*c.out = protocol.AppendFrame(*c.out, *final)
 		c.g.m.op(final.Opcode).out.Inc()
 	}
-	// Under mu, so the writer cannot overwrite it with a longer deadline;
-	// it also cuts short a write already blocked on a peer not reading.
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.closeFlush))
+	c.io.closed()
+	cancel := c.reqCancel
 	c.mu.Unlock()
-	c.signal()
-	c.cancel()
+	c.io.wake()
+	if cancel != nil {
+		cancel()
+	}
 	c.g.table.remove(c)
 	return true
 }
 
-// extendRead moves the read deadline unless the connection is closing, when
-// the writer owns it (see finish).
-func (c *conn) extendRead(d time.Duration) {
-	c.mu.Lock()
-	if !c.closed {
-		_ = c.nc.SetReadDeadline(time.Now().Add(d))
-	}
-	c.mu.Unlock()
-}
+// extendRead moves the read deadline.
+func (c *conn) extendRead(d time.Duration) { c.io.extendRead(d) }
 
-// readLoop splits the byte stream into frames with protocol.Parse over a
-// pooled buffer, so several pipelined frames cost one read, and a length
-// prefix over MaxFrame is refused before any of its body is read.
-func (c *conn) readLoop() {
-	defer c.g.wg.Done()
-	defer close(c.readDone)
-	bp := c.g.rbufs.Get().(*[]byte)
-	small := *bp
-	buf := small
-	defer func() {
-		c.g.rbufs.Put(bp)
-		if r := recover(); r != nil {
-			c.g.log.LogAttrs(c.ctx, slog.LevelError, "gateway: session reader panic",
-				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			f := codedError(0, apierr.Internal, "internal error")
-			c.closeWith(&f, false)
-		}
-	}()
-
-	c.extendRead(c.g.cfg.AuthTimeout)
-	start, end := 0, 0
-	for {
-		got := false
-		for start < end {
-			f, n, err := protocol.Parse(buf[start:end], c.g.cfg.MaxFrame)
-			if errors.Is(err, protocol.ErrShort) {
-				break
-			}
-			if err != nil {
-				c.brokenFraming(err)
-				c.discard(small)
-				return
-			}
-			start += n
-			got = true
-			c.handle(f)
-			if c.closing.Load() {
-				c.discard(small)
-				return
-			}
-		}
-		if got && c.authed {
-			c.extendRead(c.g.cfg.IdleTimeout)
-		}
-		switch {
-		case start == end:
-			start, end = 0, 0
-			if len(buf) != len(small) {
-				buf = small // the large frame is done: let its buffer go
-			}
-		case end == len(buf):
-			// The pending frame does not fit in what is left of buf.
-			end = copy(buf, buf[start:end])
-			start = 0
-			if end == len(buf) {
-				// Parse accepted the length prefix, so size <= MaxFrame.
-				size := protocol.LengthSize + int(binary.BigEndian.Uint32(buf))
-				big := make([]byte, size)
-				copy(big, buf[:end])
-				buf = big
-			}
-		}
-		n, err := c.nc.Read(buf[end:])
-		end += n
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		if c.closing.Load() { // closed by someone else while we waited
-			c.discard(small)
-			return
-		}
-	}
-}
-
-// readFailed ends a session whose socket read failed.
-func (c *conn) readFailed(err error) {
+// readTimedOut ends a session whose peer sent no complete frame in time.
+func (c *conn) readTimedOut() {
 	if c.closing.Load() {
 		return
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		code, msg := apierr.IdleTimeout, "no frame within the idle timeout"
-		if !c.authed {
-			code, msg = apierr.AuthTimeout, "no hello within the auth timeout"
-			c.g.m.authFailures.WithLabelValues(string(code)).Inc()
-		} else {
-			c.g.m.protocolErrors.WithLabelValues(string(code)).Inc()
-		}
-		f := codedError(0, code, msg)
-		c.closeWith(&f, false)
-		return
+	code, msg := apierr.IdleTimeout, "no frame within the idle timeout"
+	if !c.authed {
+		code, msg = apierr.AuthTimeout, "no hello within the auth timeout"
+		c.g.m.authFailures.WithLabelValues(string(code)).Inc()
+	} else {
+		c.g.m.protocolErrors.WithLabelValues(string(code)).Inc()
 	}
-	// EOF or a reset: the client left.
-	c.closeWith(nil, false)
+	f := codedError(0, code, msg)
+	c.closeWith(&f, false)
 }
 
 // brokenFraming answers a frame that cannot be decoded; the stream cannot
@@ -285,85 +224,11 @@ func (c *conn) brokenFraming(err error) {
 	c.closeWith(&f, false)
 }
 
-// discard reads and drops input until the writer's linger deadline, EOF or
-// close, so the peer's unread bytes do not turn our close into a reset.
-func (c *conn) discard(buf []byte) {
-	for {
-		if _, err := c.nc.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-// writeLoop hands queued frames to the socket, one write per batch: frames
-// queued while a write is in progress leave together in the next one.
-func (c *conn) writeLoop() {
-	defer c.g.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			c.g.log.LogAttrs(c.ctx, slog.LevelError, "gateway: session writer panic",
-				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			c.closeWith(nil, true)
-			_ = c.nc.Close()
-		}
-	}()
-	for {
-		c.mu.Lock()
-		for c.out == nil && !c.closed {
-			c.mu.Unlock()
-			<-c.wake
-			c.mu.Lock()
-		}
-		batch := c.out
-		c.out, c.queued = nil, 0
-		closed := c.closed
-		if batch != nil && !closed {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-		}
-		c.mu.Unlock()
-
-		if batch == nil { // closed and flushed
-			c.finish(true)
-			return
-		}
-		_, err := c.nc.Write(*batch)
-		c.putWriteBuf(batch)
-		if err != nil {
-			// A write blocked past WriteTimeout is a client that stopped
-			// reading before its queue filled: a slow consumer too.
-			if c.closeWith(nil, true) && errors.Is(err, os.ErrDeadlineExceeded) {
-				c.g.m.slowConsumers.Inc()
-				c.g.log.LogAttrs(c.ctx, slog.LevelWarn, "gateway: slow consumer dropped (write timeout)",
-					slog.String("remote", c.nc.RemoteAddr().String()))
-			}
-			c.finish(false)
-			return
-		}
-	}
-}
-
-func (c *conn) putWriteBuf(bp *[]byte) {
+// putWriteBuf returns an engine's written batch to the pool.
+func (g *Gateway) putWriteBuf(bp *[]byte) {
 	if cap(*bp) > maxPooledBuf {
 		return
 	}
 	*bp = (*bp)[:0]
-	c.g.wbufs.Put(bp)
-}
-
-// finish releases the socket. A graceful finish sends FIN after the flushed
-// frames and gives the reader closeLinger to see the peer's FIN before the
-// descriptor closes.
-func (c *conn) finish(graceful bool) {
-	if graceful {
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
-			t := time.NewTimer(closeLinger)
-			select {
-			case <-c.readDone:
-			case <-t.C:
-			}
-			t.Stop()
-		}
-	}
-	_ = c.nc.Close()
+	g.wbufs.Put(bp)
 }

@@ -37,6 +37,10 @@
 //   - OpPing is answered with OpPing|FlagResponse echoing the payload;
 //     OpEcho is answered with OpEcho|FlagResponse and the payload verbatim
 //     (load tests use it to measure the gateway alone). OpBye closes.
+//   - OpResume is answered with a fresh resume token (protocol.ResumeGrant)
+//     for the session, or unknown_opcode when the gateway has no
+//     ResumeIssuer; an edge keeps the token it would re-attach the player
+//     with fresh this way.
 //   - Frames with FlagResponse (answers to server pings) are accepted and
 //     otherwise ignored.
 //   - FlagBinary gets unsupported_encoding for that request id; the session
@@ -88,13 +92,23 @@
 // short linger. Closing a socket that still holds unread input would send a
 // TCP reset and could destroy the final frame before the client reads it.
 //
+// # Edges
+//
+// With Config.BackboneListen the gateway also accepts edge relays, each on
+// one authenticated link that multiplexes many player sessions (package
+// backbone). Every session an edge opens is a backbone.Stream, a net.Conn,
+// and takes the very path of a TCP connection: the handshake, limits,
+// pushes and drain above apply unchanged, and the player authenticates
+// with the gateway itself, whatever the edge checked before.
+//
 // # Drain and stop
 //
-// Drain stops accepting, sends OpReconnect to every session in batches (each
-// with a fresh resume token when a ResumeIssuer is set), waits up to
-// Config.DrainGrace for clients to leave and closes the rest with
-// OpBye{"draining"}. Stop closes the listener and every session with
-// OpBye{"shutting_down"} and waits for the gateway's goroutines.
+// Drain stops accepting, tells edges to open no new session here (GOAWAY),
+// sends OpReconnect to every session in batches (each with a fresh resume
+// token when a ResumeIssuer is set), waits up to Config.DrainGrace for
+// clients to leave and closes the rest with OpBye{"draining"}. Stop closes
+// the listener and every session with OpBye{"shutting_down"}, waits for the
+// gateway's goroutines, then flushes and closes the edge links.
 //
 // # Metrics
 //
@@ -115,4 +129,8 @@
 // and a writer goroutine per connection, pooled buffers, coalesced writes);
 // the protocol logic in session.go only sees frames and the send/close
 // operations, so the engine can become an event loop without touching it.
+// Edge sessions arrive as backbone.Streams, not file descriptors: an event
+// loop engine keeps serving them through the net.Conn interface (or feeds
+// their DATA to the session logic directly), which the Stream's buffered,
+// deadline-aware Read and Write make cheap.
 package gateway

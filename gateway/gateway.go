@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/livecell/livecell/gateway/backbone"
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/protocol"
 )
@@ -35,6 +36,7 @@ type Gateway struct {
 	resume     ResumeIssuer
 	handlers   protocol.Handlers
 	m          *metrics
+	backbone   *backbone.Server // nil without Config.BackboneListen
 	table      *table
 	epoch      time.Time     // origin of the monotonic clock rate buckets use
 	closeFlush time.Duration // time a closing connection gets to flush
@@ -45,7 +47,8 @@ type Gateway struct {
 	rbufs, wbufs sync.Pool // read and write buffers (*[]byte)
 
 	draining atomic.Bool
-	wg       sync.WaitGroup // accept loop, connection goroutines, handler requests
+	wg       sync.WaitGroup // accept loop, event loops, connection goroutines, handler requests
+	epoll    *pollEngine    // nil with the goroutine engine
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -83,6 +86,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.BackboneListen != "" && deps.Edges == nil {
+		return nil, errors.New("gateway: Config.BackboneListen needs Deps.Edges")
+	}
 	base, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
 		cfg:        cfg,
@@ -100,6 +106,16 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	g.rbufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	g.wbufs.New = func() any { b := make([]byte, 0, readBufSize); return &b }
+	if cfg.BackboneListen != "" {
+		bb, err := backbone.NewServer(backbone.ServerConfig{
+			Cell: cfg.CellID, MaxFrame: cfg.MaxFrame, IdleTimeout: cfg.BackboneIdleTimeout, WriteTimeout: cfg.WriteTimeout,
+		}, backbone.ServerDeps{Logger: log, Metrics: reg, Auth: deps.Edges, Accept: g.accept})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.backbone = bb
+	}
 	return g, nil
 }
 
@@ -121,11 +137,30 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
 	}
+	if g.backbone != nil {
+		// Edge links are few and busy: the goroutine engine serves their
+		// sessions whatever Config.Engine says (see accept).
+		bln, err := lc.Listen(ctx, "tcp", g.cfg.BackboneListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("gateway: backbone listen %s: %w", g.cfg.BackboneListen, err)
+		}
+		g.backbone.Serve(bln)
+		g.log.LogAttrs(ctx, slog.LevelInfo, "gateway: backbone listening", slog.String("addr", bln.Addr().String()))
+	}
+	if g.cfg.Engine == EngineEpoll {
+		if err := g.startEpoll(ln, g.cfg.Loops); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	} else {
+		g.wg.Add(1)
+		go g.acceptLoop(ln)
+	}
 	g.started, g.ln = true, ln
-	g.wg.Add(1)
-	go g.acceptLoop(ln)
 	g.log.LogAttrs(ctx, slog.LevelInfo, "gateway: listening",
-		slog.String("addr", ln.Addr().String()), slog.String("cell", g.cfg.CellID), slog.Bool("reuse_port", g.cfg.ReusePort))
+		slog.String("addr", ln.Addr().String()), slog.String("cell", g.cfg.CellID),
+		slog.Bool("reuse_port", g.cfg.ReusePort), slog.String("engine", g.cfg.Engine))
 	return nil
 }
 
@@ -137,6 +172,15 @@ func (g *Gateway) Addr() net.Addr {
 		return nil
 	}
 	return g.ln.Addr()
+}
+
+// BackboneAddr is where edges connect, nil without a backbone or before
+// Start.
+func (g *Gateway) BackboneAddr() net.Addr {
+	if g.backbone == nil {
+		return nil
+	}
+	return g.backbone.Addr()
 }
 
 // Sessions is the number of authenticated sessions.
@@ -154,6 +198,9 @@ func (g *Gateway) closeListener() {
 	close(g.lnClosed)
 	if g.ln != nil {
 		_ = g.ln.Close()
+	}
+	if g.epoll != nil {
+		g.epoll.stop()
 	}
 }
 
@@ -191,11 +238,13 @@ func (g *Gateway) acceptLoop(ln net.Listener) {
 	}
 }
 
+// accept serves a new connection: a TCP socket from the accept loop, or a
+// session an edge opened over its backbone link (a backbone.Stream), which
+// takes the same path.
 func (g *Gateway) accept(nc net.Conn) {
-	c := newConn(g, nc)
+	c := newConn(g)
 	ok, full := g.table.add(c, g.cfg.MaxSessions)
 	if !ok {
-		c.cancel()
 		if !full { // stopping
 			_ = nc.Close()
 			return
@@ -206,11 +255,11 @@ func (g *Gateway) accept(nc net.Conn) {
 		return
 	}
 	g.m.connections.WithLabelValues(connAccepted).Inc()
-	c.start()
+	g.serveConn(c, nc)
 }
 
 // reject answers a connection the gateway will not serve with one frame and
-// closes it, lingering like conn.finish so the frame is not lost to a reset.
+// closes it, lingering like goConn.finish so the frame is not lost to a reset.
 func (g *Gateway) reject(nc net.Conn, f protocol.Frame) {
 	defer g.wg.Done()
 	_ = nc.SetDeadline(time.Now().Add(closeLinger))
@@ -231,29 +280,49 @@ func (g *Gateway) reject(nc net.Conn, f protocol.Frame) {
 // sessions it was queued to: 0 when the player has no session here or the
 // session was dropped as a slow consumer.
 func (g *Gateway) Push(ctx context.Context, playerID string, p protocol.Push) (delivered int, err error) {
+	return g.PushMany(ctx, []string{playerID}, p)
+}
+
+// PushMany queues one event for the sessions of many players (a fan-out):
+// the event is encoded once. delivered counts the sessions it was queued
+// to; players without a session here and sessions dropped as slow
+// consumers are counted in pushes_total, not in delivered.
+func (g *Gateway) PushMany(ctx context.Context, playerIDs []string, p protocol.Push) (delivered int, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	c := g.table.lookup(playerID)
-	if c == nil {
-		g.m.pushes.WithLabelValues(pushNoSession).Inc()
-		return 0, nil
-	}
 	payload, err := json.Marshal(p)
 	if err != nil {
-		g.m.pushes.WithLabelValues(pushError).Inc()
-		return 0, fmt.Errorf("gateway: push %q to %s: %w", p.Topic, playerID, err)
+		g.m.pushes.WithLabelValues(pushError).Add(float64(len(playerIDs)))
+		return 0, fmt.Errorf("gateway: push %q: %w", p.Topic, err)
 	}
 	if protocol.HeaderSize+len(payload) > g.cfg.MaxFrame {
-		g.m.pushes.WithLabelValues(pushTooLarge).Inc()
+		g.m.pushes.WithLabelValues(pushTooLarge).Add(float64(len(playerIDs)))
 		return 0, apierr.New(apierr.PayloadTooLarge, "push of %d bytes exceeds the maximum frame size %d", len(payload), g.cfg.MaxFrame)
 	}
-	if !c.send(protocol.Frame{Header: protocol.Header{Opcode: protocol.OpPush}, Payload: payload}) {
-		g.m.pushes.WithLabelValues(pushDropped).Inc()
-		return 0, nil
+	f := protocol.Frame{Header: protocol.Header{Opcode: protocol.OpPush}, Payload: payload}
+	var none, dropped int
+	for _, id := range playerIDs {
+		c := g.table.lookup(id)
+		switch {
+		case c == nil:
+			none++
+		case c.send(f):
+			delivered++
+		default:
+			dropped++
+		}
 	}
-	g.m.pushes.WithLabelValues(pushDelivered).Inc()
-	return 1, nil
+	if none > 0 {
+		g.m.pushes.WithLabelValues(pushNoSession).Add(float64(none))
+	}
+	if dropped > 0 {
+		g.m.pushes.WithLabelValues(pushDropped).Add(float64(dropped))
+	}
+	if delivered > 0 {
+		g.m.pushes.WithLabelValues(pushDelivered).Add(float64(delivered))
+	}
+	return delivered, nil
 }
 
 // Drain moves every session elsewhere: it stops accepting, sends each
@@ -265,6 +334,9 @@ func (g *Gateway) Drain(ctx context.Context, r protocol.Reconnect) error {
 	g.m.drains.Inc()
 	g.draining.Store(true)
 	g.closeListener()
+	if g.backbone != nil {
+		g.backbone.GoAway("draining")
+	}
 	sessions := g.table.authenticated()
 	g.log.LogAttrs(ctx, slog.LevelInfo, "gateway: draining",
 		slog.Int("sessions", len(sessions)), slog.String("reason", r.Reason))
@@ -312,6 +384,11 @@ func (g *Gateway) Stop(ctx context.Context) error {
 		c.closeWith(&bye, false)
 	}
 	g.cancelBase()
+	if g.backbone != nil {
+		// Edges hear now that this gateway is going, before their sessions
+		// close with shutting_down, so they open no new ones here.
+		g.backbone.GoAway("shutting_down")
+	}
 	done := make(chan struct{})
 	go func() {
 		g.wg.Wait()
@@ -319,10 +396,16 @@ func (g *Gateway) Stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("gateway: stop: %w", ctx.Err())
 	}
+	if g.backbone != nil {
+		// After the sessions: their last frames travel on the links.
+		if err := g.backbone.Shutdown(ctx); err != nil {
+			return fmt.Errorf("gateway: stop: %w", err)
+		}
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,7 +64,9 @@ type harness struct {
 // startGateway runs a gateway on a loopback port for the test's lifetime.
 func startGateway(t testing.TB, mutate func(*Config), handlers protocol.Handlers) *harness {
 	t.Helper()
-	cfg := Config{CellID: "test-cell", Listen: "127.0.0.1:0"}
+	// The suite runs on the platform's default engine; `make test` runs it
+	// again with LIVECELL_TEST_GATEWAY_ENGINE=goroutine.
+	cfg := Config{CellID: "test-cell", Listen: "127.0.0.1:0", Engine: os.Getenv("LIVECELL_TEST_GATEWAY_ENGINE")}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -60,6 +60,14 @@ func (c *conn) handle(f protocol.Frame) {
 		c.send(protocol.Frame{Header: respond(f.Header), Payload: f.Payload})
 	case protocol.OpHello:
 		c.requestFailed(f, om, apierr.AlreadyAuth, "the session is already authenticated", received)
+	case protocol.OpResume:
+		tok := c.resumeToken(c.player, c.sessionID)
+		if tok == "" {
+			c.requestFailed(f, om, apierr.UnknownOpcode, "this gateway issues no resume tokens", received)
+			return
+		}
+		c.g.m.answered(om, "", time.Since(received).Seconds())
+		c.sendJSON(protocol.Frame{Header: respond(f.Header)}, protocol.ResumeGrant{ResumeToken: tok})
 	case protocol.OpBye:
 		c.closeWith(nil, false)
 	default:
@@ -109,7 +117,7 @@ func (c *conn) rateLimited(f protocol.Frame, om *opMetrics, retry time.Duration)
 		body.Message = "too many requests: closing the session"
 		f := errorFrame(f.RequestID, body)
 		c.closeWith(&f, false)
-		c.g.log.LogAttrs(c.ctx, slog.LevelWarn, "gateway: session closed for exceeding the rate limit",
+		c.g.log.LogAttrs(c.g.base, slog.LevelWarn, "gateway: session closed for exceeding the rate limit",
 			slog.String("player", c.player))
 		return
 	}
@@ -141,7 +149,7 @@ func (c *conn) handleHello(f protocol.Frame) {
 			fmt.Sprintf("protocol %d is not supported; this gateway speaks %d", h.Protocol, protocol.Version))
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.AuthTimeout)
+	ctx, cancel := context.WithTimeout(c.g.base, c.g.cfg.AuthTimeout)
 	id, err := c.g.auth.Authenticate(ctx, h)
 	cancel()
 	if err == nil && id.PlayerID == "" {
@@ -149,9 +157,9 @@ func (c *conn) handleHello(f protocol.Frame) {
 	}
 	if err != nil {
 		code := apierr.CodeOf(err)
-		c.g.log.LogAttrs(c.ctx, slog.LevelInfo, "gateway: authentication failed",
+		c.g.log.LogAttrs(c.g.base, slog.LevelInfo, "gateway: authentication failed",
 			slog.String("code", string(code)), slog.String("error", err.Error()),
-			slog.String("client", h.Client), slog.String("remote", c.nc.RemoteAddr().String()))
+			slog.String("client", h.Client), slog.String("remote", c.io.remoteAddr()))
 		c.authFailed(f.RequestID, code, apierr.MessageOf(err))
 		return
 	}
@@ -198,7 +206,7 @@ func (c *conn) resumeToken(player, sessionID string) string {
 	}
 	tok, err := c.g.resume.IssueResume(player, sessionID, c.home)
 	if err != nil {
-		c.g.log.LogAttrs(c.ctx, slog.LevelWarn, "gateway: issue resume token",
+		c.g.log.LogAttrs(c.g.base, slog.LevelWarn, "gateway: issue resume token",
 			slog.String("player", player), slog.String("error", err.Error()))
 		return ""
 	}
@@ -209,7 +217,11 @@ func (c *conn) resumeToken(player, sessionID string) string {
 func (c *conn) serve(h protocol.Handler, req protocol.Header, payload []byte, om *opMetrics, received time.Time) {
 	defer c.g.wg.Done()
 	defer c.inflight.Add(-1)
-	ctx, cancel := context.WithTimeout(c.ctx, c.g.cfg.RequestTimeout)
+	parent, ok := c.requestContext()
+	if !ok {
+		return // closed: nobody is left to answer
+	}
+	ctx, cancel := context.WithTimeout(parent, c.g.cfg.RequestTimeout)
 	resp, err := c.call(ctx, h, payload)
 	cancel()
 	if err == nil && protocol.HeaderSize+len(resp) > c.g.cfg.MaxFrame {
@@ -257,7 +269,7 @@ func (c *conn) call(ctx context.Context, h protocol.Handler, payload []byte) (re
 func (c *conn) sendJSON(f protocol.Frame, v any) bool {
 	p, err := json.Marshal(v)
 	if err != nil { // only for types that cannot be encoded: a bug
-		c.g.log.LogAttrs(c.ctx, slog.LevelError, "gateway: encode frame", slog.String("error", err.Error()))
+		c.g.log.LogAttrs(c.g.base, slog.LevelError, "gateway: encode frame", slog.String("error", err.Error()))
 		return false
 	}
 	f.Payload = p

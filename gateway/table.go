@@ -80,7 +80,7 @@ func (t *table) bind(c *conn, player, sessionID string, welcome protocol.Frame) 
 func (t *table) remove(c *conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.slots[c.slot] != c {
+	if c.slot < 0 || int(c.slot) >= len(t.slots) || t.slots[c.slot] != c {
 		return
 	}
 	if c.player != "" && t.byPlayer[c.player] == c.slot {

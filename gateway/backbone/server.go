@@ -26,6 +26,10 @@ const (
 	closeFlush = time.Second
 )
 
+// Scope is the scope a server credential (audience livecell:server) needs
+// to open a backbone link.
+const Scope = "edge"
+
 // Authenticator checks an edge's credential (Hello.Token) and returns the
 // edge's name. Errors should be *apierr.Error (invalid_token,
 // token_expired, permission_denied); their code goes back to the edge.

@@ -44,11 +44,32 @@ type Reconnect struct {
 	ResumeToken  string `json:"resume_token,omitempty"`
 }
 
+// ResumeGrant answers OpResume: a fresh resume token for the session, so a
+// session that outlives its Welcome's token can still resume (an edge
+// renews the token it keeps for a player this way).
+type ResumeGrant struct {
+	ResumeToken string `json:"resume_token"`
+}
+
 // Push is the payload of OpPush: an event addressed to one player.
 type Push struct {
 	Topic string          `json:"topic"` // e.g. "inventory.updated"
 	ID    string          `json:"id,omitempty"`
 	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// TopicSessionMoved is the push an edge sends when it has moved a session
+// to another cell (failover, drain) while the player's connection stayed
+// open. Its data is SessionMoved.
+const TopicSessionMoved = "session.moved"
+
+// SessionMoved is the data of a TopicSessionMoved push.
+type SessionMoved struct {
+	Reason      string `json:"reason"` // failover, draining, rehome, shutting_down
+	FromCell    string `json:"from_cell,omitempty"`
+	Cell        string `json:"cell"`       // the cell serving the session now
+	SessionID   string `json:"session_id"` // the session's id there
+	ResumeToken string `json:"resume_token,omitempty"`
 }
 
 // Bye is an orderly close with a reason.
