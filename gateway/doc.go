@@ -125,12 +125,29 @@
 //
 // With Config.ReusePort several gateway processes share one port
 // (SO_REUSEPORT), because a process holds fewer than 20,000 sockets on these
-// machines. conn.go is the connection I/O engine (today a reader goroutine
-// and a writer goroutine per connection, pooled buffers, coalesced writes);
-// the protocol logic in session.go only sees frames and the send/close
-// operations, so the engine can become an event loop without touching it.
-// Edge sessions arrive as backbone.Streams, not file descriptors: an event
-// loop engine keeps serving them through the net.Conn interface (or feeds
-// their DATA to the session logic directly), which the Stream's buffered,
-// deadline-aware Read and Write make cheap.
+// machines. conn.go is a connection as the protocol logic sees it (frames
+// in through handle, out through send and closeWith); the socket belongs to
+// an engine (Config.Engine):
+//
+//   - epoll (the default on Linux, engine_epoll_linux.go): Config.Loops
+//     event loops per process, level-triggered. An idle session owns no
+//     goroutine and no buffer: a loop reads every ready socket into one
+//     shared 64 KiB buffer, handles the complete frames in place and keeps
+//     only an incomplete frame's bytes. Frames queued from other goroutines
+//     (handler answers, pushes) mark the connection dirty; the loop writes
+//     each dirty connection's queue with one write, and only a loop ever
+//     touches a descriptor, so none is written after it was closed and
+//     reused. Deadlines (auth, idle, write, close flush, linger) are
+//     checked by a sweep of the loop's connections a few times per shortest
+//     timeout rather than by a timer per connection. The first loop also
+//     accepts, on its own duplicate of the listener's descriptor.
+//   - goroutine (engine_goroutine.go): a reader and a writer goroutine per
+//     net.Conn with pooled buffers. It serves every other platform and the
+//     edge sessions, which arrive as backbone.Streams rather than
+//     descriptors.
+//
+// Both engines pass the same test suite (make test runs it twice), and a
+// handler request runs on a goroutine of its own under either, with a
+// context made on the first request and cancelled when the session closes.
+// `livecell bench-gateway` (package benchrig) measures the gateway at scale.
 package gateway

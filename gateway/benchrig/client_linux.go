@@ -57,6 +57,10 @@ type client struct {
 	received int64
 	pushHist *hdrhistogram.Histogram
 	pushes   int64
+	// Unix nanoseconds of the last answer and push read: throughput counts
+	// until then, so a backlog drained after a phase is not mistaken for
+	// speed.
+	lastRTT, lastPush int64
 }
 
 // RunClient opens cfg.Sessions sessions, reports, and obeys the parent's
@@ -113,7 +117,7 @@ func RunClient(ctx context.Context, cfg ClientConfig, in io.Reader, out io.Write
 			em.emit(c.rttPhase(ctx, cmd.Rate, cmd.Seconds))
 		case "counts":
 			c.mu.Lock()
-			ev := event{Event: "counts", Pushes: c.pushes, Hist: c.pushHist.Export(), Errors: maps(c.errs)}
+			ev := event{Event: "counts", Pushes: c.pushes, Hist: c.pushHist.Export(), Errors: maps(c.errs), LastNS: c.lastPush}
 			c.pushes, c.pushHist = 0, newHist()
 			c.mu.Unlock()
 			em.emit(ev)
@@ -303,12 +307,14 @@ func (c *client) frame(cc *clientConn, f protocol.Frame, now int64) {
 			c.mu.Lock()
 			_ = c.rtt.RecordValue(max(1, (now-t)/1e3))
 			c.received++
+			c.lastRTT = now
 			c.mu.Unlock()
 		}
 	case f.Opcode == protocol.OpPush:
 		t, ok := stamp(f.Payload)
 		c.mu.Lock()
 		c.pushes++
+		c.lastPush = now
 		if ok {
 			_ = c.pushHist.RecordValue(max(1, (now-t)/1e3))
 		}
@@ -395,7 +401,7 @@ func (c *client) rttPhase(ctx context.Context, rate, seconds float64) event {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.mu.Lock()
-	ev.Sent, ev.Received, ev.Hist, ev.Errors = sent, c.received, c.rtt.Export(), maps(c.errs)
+	ev.Sent, ev.Received, ev.Hist, ev.Errors, ev.LastNS = sent, c.received, c.rtt.Export(), maps(c.errs), c.lastRTT
 	c.mu.Unlock()
 	return ev
 }

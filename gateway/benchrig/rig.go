@@ -237,7 +237,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			}
 		}
 		h := newHist()
-		var secs float64
+		var last int64
 		for _, c := range clients {
 			ev, err := c.expect("rtt", cfg.Phase+replyGrace+30*time.Second)
 			if err != nil {
@@ -245,15 +245,15 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 			}
 			sum.RTTSent += ev.Sent
 			sum.RTTReceived += ev.Received
-			secs = max(secs, ev.Seconds)
+			last = max(last, ev.LastNS)
 			merge(h, ev.Hist)
 			addErrs(sum.Errors, ev.Errors)
 		}
 		wall := time.Since(t0).Seconds()
 		sum.GatewayCPU = (sumCPU(servers) - cpu0) / wall
 		sum.LoadCPU = (sumCPU(clients) - load0) / wall
-		if secs > 0 {
-			sum.RTTPerSec = float64(sum.RTTReceived) / secs
+		if secs := float64(last-t0.UnixNano()) / 1e9; secs > 0 {
+			sum.RTTPerSec = float64(sum.RTTReceived) / max(secs, cfg.Phase.Seconds())
 		}
 		sum.P50ms, sum.P99ms = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(99))
 		sum.P999ms, sum.MaxMs = ms(h.ValueAtQuantile(99.9)), ms(h.Max())
@@ -277,18 +277,15 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 				return sum, err
 			}
 		}
-		var secs float64
 		for _, c := range servers {
-			ev, err := c.expect("pushed", cfg.Phase+30*time.Second)
-			if err != nil {
+			if _, err := c.expect("pushed", cfg.Phase+30*time.Second); err != nil {
 				return sum, err
 			}
-			secs = max(secs, ev.Seconds)
 		}
 		sum.GatewayCPUPush = (sumCPU(servers) - cpu0) / time.Since(t0).Seconds()
-		time.Sleep(time.Second) // let the last pushes arrive
+		time.Sleep(replyGrace) // let the last pushes arrive
 		h := newHist()
-		var got int64
+		var got, last int64
 		for _, c := range clients {
 			if err := c.send(command{Cmd: "counts"}); err != nil {
 				return sum, err
@@ -298,10 +295,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 				return sum, err
 			}
 			got += ev.Pushes
+			last = max(last, ev.LastNS)
 			merge(h, ev.Hist)
 		}
-		if secs > 0 {
-			sum.PushPerSec = float64(got) / secs
+		if secs := float64(last-t0.UnixNano()) / 1e9; secs > 0 {
+			sum.PushPerSec = float64(got) / max(secs, cfg.Phase.Seconds())
 		}
 		sum.PushP50ms, sum.PushP99ms = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(99))
 		logf("pushes: %.0f/s delivered (target %.0f), p50 %.2f ms, p99 %.2f ms", sum.PushPerSec, cfg.PushRate, sum.PushP50ms, sum.PushP99ms)

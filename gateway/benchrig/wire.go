@@ -31,6 +31,7 @@ type event struct {
 	Received  int64                  `json:"received,omitempty"`
 	Pushes    int64                  `json:"pushes,omitempty"`
 	Seconds   float64                `json:"seconds,omitempty"`
+	LastNS    int64                  `json:"last_ns,omitempty"` // Unix ns of the last frame counted
 	HeapBytes int64                  `json:"heap_bytes,omitempty"`
 	Hist      *hdrhistogram.Snapshot `json:"hist,omitempty"`
 	Message   string                 `json:"message,omitempty"`
