@@ -62,6 +62,24 @@ func effectiveState(file, operator config.CellState) config.CellState {
 	return file
 }
 
+// SetRouting applies rt at once, as a load from a RoutingSource would: the
+// control plane hands its own prober every table it builds.
+func (r *Router) SetRouting(rt Routing) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.applyRoutingLocked(rt)
+}
+
+func (r *Router) applyRoutingLocked(rt Routing) {
+	r.routingErr, r.routingAt = "", time.Now()
+	if !maps.Equal(rt.CellStates, r.routing.CellStates) {
+		r.log.Info("cell states changed", "states", rt.CellStates)
+	}
+	r.routing = rt
+	r.m.overrides.Set(float64(len(rt.Overrides)))
+	r.publishLocked()
+}
+
 // routingRound loads Routing once. A failure keeps the last loaded table:
 // a control plane outage must not un-drain cells or lift quarantines.
 func (r *Router) routingRound(ctx context.Context) {
@@ -88,11 +106,5 @@ func (r *Router) routingRound(ctx context.Context) {
 	if r.routingErr != "" {
 		r.log.Info("routing table loaded again")
 	}
-	r.routingErr, r.routingAt = "", time.Now()
-	if !maps.Equal(rt.CellStates, r.routing.CellStates) {
-		r.log.Info("cell states changed", "states", rt.CellStates)
-	}
-	r.routing = rt
-	r.m.overrides.Set(float64(len(rt.Overrides)))
-	r.publishLocked()
+	r.applyRoutingLocked(rt)
 }

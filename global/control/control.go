@@ -1,83 +1,108 @@
 // Package control is livecell's global control plane as a service: the one
-// process that owns the player → home-cell directory and the health of every
-// cell, served over HTTP to the other processes of a deployment.
+// process that owns the player → home-cell directory, the override table,
+// the cells' run-time states and the health of every cell, served over
+// HTTP to the other processes of a deployment (docs/openapi/control.yaml).
 //
-//	GET /v1/directory/{player}   → Entry, or 404 unknown_player
-//	PUT /v1/directory/{player}   SetHomeRequest → Entry (server credential
-//	                             with ScopeDirectoryWrite only)
-//	GET /v1/cells                → CellsResponse: health and load of every cell
+//	GET    /v1/directory/{player}      → Entry, or 404 unknown_player
+//	PUT    /v1/directory/{player}      SetHomeRequest → Entry (ScopeDirectoryWrite):
+//	                                   a cell records the home of a player it created
+//	GET    /v1/cells                   → CellsResponse: health, load and state of every cell
+//	GET    /v1/routing                 → RoutingResponse: cell states and overrides, for routers and cells
+//	GET    /v1/cells/{cell}/orders     → Orders: drain and redirect markers, for the cell's processes
+//	PUT    /v1/cells/{cell}/drain      DrainRequest → DrainState (ScopeAdmin)
+//	DELETE /v1/cells/{cell}/drain      (ScopeAdmin)
+//	GET    /v1/overrides               → OverridesResponse (ScopeAdmin)
+//	PUT    /v1/overrides/{player}      OverrideRequest → OverrideEntry (ScopeAdmin)
+//	DELETE /v1/overrides/{player}      (ScopeAdmin)
+//	POST   /v1/players/{player}/rehome RehomeRequest → RehomeResult (ScopeAdmin)
 //
-// Cells' accounts services write a new player's home through Client.SetHome;
-// routers read homes through Client.Home, behind a HomeCache so that they
-// keep answering known players while the control plane is down. Reads are
-// open: the router publishes the same mapping on /v1/resolve. Writes are
-// not: a player token can never move a player, and neither can a server
-// credential without the directory scope.
+// Placement: the control plane owns the rule (global/placement), routers
+// run it on their cached view, and the decision becomes a fact here, when
+// the chosen cell's accounts service records the new player's home with
+// PUT /v1/directory. That write is insert-only: it refuses a cell that no
+// longer takes new players (draining, disabled) and never moves a player
+// who already has a home; moving a player is a rehome, which moves the
+// player's data with the directory entry (db.Rehome) and leaves a redirect
+// marker for the old cell.
 //
-// The directory itself is pluggable (global/directory: embedded Memory for a
+// Routers and cells pull; the control plane never calls them. Every cell
+// process polls its orders (a drain, redirect markers), so a cell with any
+// number of processes, or one that restarts, converges on what the control
+// plane holds, and the control plane needs no credential for the cells.
+// Reads are open, as the directory's always were (the router publishes the
+// same mapping on /v1/resolve): the control plane's address is internal.
+// Writes need a server credential with the right scope; a player token can
+// never move a player.
+//
+// The directory store is pluggable (global/directory: embedded Memory for a
 // local world, PostgreSQL or CockroachDB in production), and so is health:
-// the process wires the router's prober (router.Router.Cells), so the control
-// plane and the routers judge health by the same rules, with the same
-// hysteresis.
+// the process wires the router's prober (router.Router.Cells), which this
+// server feeds with every routing table it builds, so the control plane and
+// the routers judge health by the same rules, with the same hysteresis, and
+// apply the same states.
 package control
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/apierr"
+	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/httpapi"
 	"github.com/livecell/livecell/internal/token"
 	"github.com/livecell/livecell/router"
 )
 
-// HTTP paths of the control plane.
-const (
-	// PathDirectory + "{player}": GET → Entry; PUT SetHomeRequest → Entry.
-	PathDirectory = "/v1/directory/"
-	// PathCells: GET → CellsResponse.
-	PathCells = "/v1/cells"
-)
+// maxBody bounds a request body: the largest, an override with its reason,
+// is well under a kilobyte.
+const maxBody = 4 << 10
 
-// ScopeDirectoryWrite is the scope a server credential needs to write the
-// directory. A dedicated server's credential (scope match.results, say)
-// must not be able to rehome players.
-const ScopeDirectoryWrite = "directory.write"
-
-// maxBody bounds a PUT body: {"cell":"<32 bytes>"} is far smaller.
-const maxBody = 1 << 10
-
-// Entry is one player's directory entry.
-type Entry struct {
-	PlayerID string `json:"player_id"`
-	Cell     string `json:"cell"`
-}
-
-// SetHomeRequest is the body of PUT PathDirectory{player}.
-type SetHomeRequest struct {
-	Cell string `json:"cell"`
-}
-
-// CellsResponse is the body of GET PathCells: the same view the routers
-// serve on their own /v1/cells, so one decoder reads both.
-type CellsResponse = router.CellsResponse
-
-// directoryStore is what the control plane needs of the player directory;
+// Store is what the control plane needs of the directory;
 // directory.Memory and directory.Postgres implement it.
-type directoryStore interface {
+type Store interface {
 	Home(ctx context.Context, playerID string) (string, error)
-	SetHome(ctx context.Context, playerID, cellID string) error
+	Place(ctx context.Context, playerID, cellID string) (home string, created bool, err error)
+
+	SetOverride(ctx context.Context, o directory.Override) (directory.Override, error)
+	ClearOverride(ctx context.Context, playerID string) (bool, error)
+	Overrides(ctx context.Context) ([]directory.Override, error)
+
+	RecordMove(ctx context.Context, playerID, from, to string) (directory.Move, error)
+	Moves(ctx context.Context, cell string, after int64, limit int) ([]directory.Move, error)
+	PruneMoves(ctx context.Context, before time.Time) (int, error)
+
+	SetCellState(ctx context.Context, s directory.CellState) (directory.CellState, error)
+	ClearCellState(ctx context.Context, cell string) (bool, error)
+	CellStates(ctx context.Context) ([]directory.CellState, error)
 }
 
-// healthSource reports every cell with its health; router.Router does.
+// healthSource reports every cell with its health and effective state;
+// router.Router does.
 type healthSource interface {
 	Cells() router.CellsResponse
+}
+
+// routingSetter is optionally implemented by a healthSource that applies
+// the routing table (router.Router): the control plane hands it every table
+// it builds, so the health view shows effective states at once.
+type routingSetter interface {
+	SetRouting(rt router.Routing)
+}
+
+// Mover moves a player's data and directory entry to another cell in one
+// transaction; cmd wires db.Rehome over every component's schema.
+type Mover interface {
+	Rehome(ctx context.Context, playerID, cellID string) error
 }
 
 // credentialVerifier checks a bearer token; token.Verifier does.
@@ -86,28 +111,67 @@ type credentialVerifier interface {
 }
 
 var (
+	_ Store              = (*directory.Memory)(nil)
+	_ Store              = (*directory.Postgres)(nil)
 	_ healthSource       = (*router.Router)(nil)
+	_ routingSetter      = (*router.Router)(nil)
 	_ credentialVerifier = (*token.Verifier)(nil)
 )
 
-// Deps are the control plane's collaborators; all but Logger are required.
+// Config tunes the control plane. Zero fields take the defaults.
+type Config struct {
+	// RefreshInterval is how often the routing table served to routers is
+	// rebuilt from the store (writes through this process rebuild it at
+	// once); default 1s.
+	RefreshInterval time.Duration
+	// MoveRetention is how long redirect markers are kept: longer than any
+	// credential that names the old cell lives (access tokens, resume
+	// tokens). Default 24h.
+	MoveRetention time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = time.Second
+	}
+	if c.MoveRetention <= 0 {
+		c.MoveRetention = 24 * time.Hour
+	}
+}
+
+// Deps are the control plane's collaborators; Directory, Health and
+// Verifier are required.
 type Deps struct {
 	Logger    *slog.Logger // nil discards
-	Directory directoryStore
+	Directory Store
 	Health    healthSource
 	Verifier  credentialVerifier
+	// Mover moves players' data on rehome. Without one (a control plane
+	// without a database, whose cells each keep their own store) rehome
+	// answers unavailable: moving only the directory entry would strand
+	// the player away from their data.
+	Mover Mover
 }
 
 // Server is the control plane's HTTP API.
 type Server struct {
+	cfg    Config
 	log    *slog.Logger
-	dir    directoryStore
+	dir    Store
 	health healthSource
 	verify credentialVerifier
+	mover  Mover
+
+	routing   atomic.Pointer[routingSnapshot]
+	refreshMu sync.Mutex // one rebuild at a time, in order
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // New returns a control plane serving deps.
-func New(deps Deps) (*Server, error) {
+func New(cfg Config, deps Deps) (*Server, error) {
 	var missing []string
 	if deps.Directory == nil {
 		missing = append(missing, "Directory")
@@ -124,18 +188,101 @@ func New(deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{log: deps.Logger, dir: deps.Directory, health: deps.Health, verify: deps.Verifier}, nil
+	cfg.setDefaults()
+	return &Server{cfg: cfg, log: deps.Logger, dir: deps.Directory, health: deps.Health, verify: deps.Verifier, mover: deps.Mover}, nil
+}
+
+// Start builds the routing table once, then keeps rebuilding it every
+// RefreshInterval and pruning expired redirect markers, until Stop or ctx
+// ends. A store that is down at start is not an error: routers keep their
+// last table, and the first successful rebuild serves it.
+func (s *Server) Start(ctx context.Context) error {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.cancel != nil {
+		return errors.New("control: already started")
+	}
+	if err := s.refresh(ctx); err != nil {
+		s.log.Warn("routing table not built at start", "error", err)
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	s.cancel, s.done = cancel, make(chan struct{})
+	go s.loop(loopCtx, s.done)
+	return nil
+}
+
+// Stop ends the background work and waits for it, or for ctx.
+func (s *Server) Stop(ctx context.Context) error {
+	s.runMu.Lock()
+	cancel, done := s.cancel, s.done
+	s.cancel, s.done = nil, nil
+	s.runMu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("control: stop: %w", ctx.Err())
+	}
+}
+
+func (s *Server) loop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	refresh := time.NewTicker(s.cfg.RefreshInterval)
+	defer refresh.Stop()
+	// Markers expire by the hour; pruning more often would only add load.
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-refresh.C:
+			err := s.refresh(ctx)
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				s.log.Warn("routing table rebuild failed; serving the last one", "error", err)
+			case err == nil && failing:
+				s.log.Info("routing table rebuilt again")
+			}
+			failing = err != nil
+		case <-prune.C:
+			if n, err := s.dir.PruneMoves(ctx, time.Now().Add(-s.cfg.MoveRetention)); err != nil {
+				s.log.Warn("pruning redirect markers", "error", err)
+			} else if n > 0 {
+				s.log.Info("redirect markers pruned", "count", n)
+			}
+		}
+	}
 }
 
 // Handler serves the control plane's API. It is a bare http.ServeMux so
 // that telemetry.InstrumentHTTP labels metrics with the matched route.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathDirectory+"{player}", s.getHome)
-	mux.HandleFunc("PUT "+PathDirectory+"{player}", s.putHome)
-	mux.HandleFunc(PathDirectory+"{player}", allow("GET, HEAD, PUT"))
-	mux.HandleFunc("GET "+PathCells, s.getCells)
-	mux.HandleFunc(PathCells, allow("GET, HEAD"))
+	mux.HandleFunc("GET /v1/directory/{player}", s.getHome)
+	mux.HandleFunc("PUT /v1/directory/{player}", s.putHome)
+	mux.HandleFunc("/v1/directory/{player}", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead, http.MethodPut))
+	mux.HandleFunc("GET /v1/cells", s.getCells)
+	mux.HandleFunc("/v1/cells", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("GET /v1/routing", s.getRouting)
+	mux.HandleFunc("/v1/routing", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("GET /v1/cells/{cell}/orders", s.getOrders)
+	mux.HandleFunc("/v1/cells/{cell}/orders", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("PUT /v1/cells/{cell}/drain", s.putDrain)
+	mux.HandleFunc("DELETE /v1/cells/{cell}/drain", s.deleteDrain)
+	mux.HandleFunc("/v1/cells/{cell}/drain", httpapi.MethodNotAllowed(http.MethodPut, http.MethodDelete))
+	mux.HandleFunc("GET /v1/overrides", s.getOverrides)
+	mux.HandleFunc("/v1/overrides", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("PUT /v1/overrides/{player}", s.putOverride)
+	mux.HandleFunc("DELETE /v1/overrides/{player}", s.deleteOverride)
+	mux.HandleFunc("/v1/overrides/{player}", httpapi.MethodNotAllowed(http.MethodPut, http.MethodDelete))
+	mux.HandleFunc("POST /v1/players/{player}/rehome", s.postRehome)
+	mux.HandleFunc("/v1/players/{player}/rehome", httpapi.MethodNotAllowed(http.MethodPost))
 	mux.HandleFunc("/", httpapi.NotFound)
 	return mux
 }
@@ -154,8 +301,9 @@ func (s *Server) getHome(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, Entry{PlayerID: player, Cell: cell})
 }
 
+// putHome records a new player's home: the placement becoming a fact.
 func (s *Server) putHome(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authorizeWrite(r)
+	claims, err := s.authorize(r, ScopeDirectoryWrite)
 	if err != nil {
 		httpapi.WriteError(w, r, s.log, err)
 		return
@@ -172,21 +320,46 @@ func (s *Server) putHome(w http.ResponseWriter, r *http.Request) {
 	}
 	// A home outside cells.yaml would strand the player: the router refuses
 	// to guess where such a player's data lives.
-	if !s.knownCell(req.Cell) {
+	c, ok := s.cell(req.Cell)
+	if !ok {
 		httpapi.WriteError(w, r, nil, apierr.New(apierr.BadRequest, "cell %q is not in cells.yaml", req.Cell))
 		return
 	}
-	if err := s.dir.SetHome(r.Context(), player, req.Cell); err != nil {
+	home, err := s.dir.Home(r.Context(), player)
+	switch {
+	case err == nil && home == req.Cell:
+		// A retry of a write that succeeded: same answer.
+		httpapi.WriteJSON(w, http.StatusOK, Entry{PlayerID: player, Cell: home})
+		return
+	case err == nil:
+		httpapi.WriteError(w, r, nil, apierr.New(apierr.Conflict, "player is homed in cell %s; moving a player is a rehome", home))
+		return
+	case apierr.CodeOf(err) != apierr.UnknownPlayer:
 		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	// A router's view may be seconds old: the control plane has the last
+	// word on whether a cell still takes new players.
+	if c.State != string(config.StateActive) {
+		httpapi.WriteError(w, r, nil, apierr.New(apierr.Draining, "cell %s is %s and takes no new players: resolve again", c.ID, c.State))
+		return
+	}
+	home, created, err := s.dir.Place(r.Context(), player, req.Cell)
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, err)
+		return
+	}
+	if !created && home != req.Cell {
+		httpapi.WriteError(w, r, nil, apierr.New(apierr.Conflict, "player is homed in cell %s; moving a player is a rehome", home))
 		return
 	}
 	s.log.Info("home set", "player", player, "cell", req.Cell, "by", claims.Subject)
 	httpapi.WriteJSON(w, http.StatusOK, Entry{PlayerID: player, Cell: req.Cell})
 }
 
-// authorizeWrite admits server credentials that carry ScopeDirectoryWrite.
-// A player token fails the audience check, whatever it claims.
-func (s *Server) authorizeWrite(r *http.Request) (token.Claims, error) {
+// authorize admits server credentials that carry scope. A player token
+// fails the audience check, whatever it claims.
+func (s *Server) authorize(r *http.Request, scope string) (token.Claims, error) {
 	tok, err := httpapi.BearerToken(r)
 	if err != nil {
 		return token.Claims{}, err
@@ -195,14 +368,21 @@ func (s *Server) authorizeWrite(r *http.Request) (token.Claims, error) {
 	if err != nil {
 		return token.Claims{}, err
 	}
-	if !claims.HasScope(ScopeDirectoryWrite) {
-		return token.Claims{}, apierr.New(apierr.PermissionDenied, "credential lacks scope %s", ScopeDirectoryWrite)
+	if !claims.HasScope(scope) {
+		return token.Claims{}, apierr.New(apierr.PermissionDenied, "credential lacks scope %s", scope)
 	}
 	return claims, nil
 }
 
-func (s *Server) knownCell(id string) bool {
-	return slices.ContainsFunc(s.health.Cells().Cells, func(c router.CellHealth) bool { return c.ID == id })
+// cell returns a cell of cells.yaml as the health view has it, with its
+// effective state.
+func (s *Server) cell(id string) (router.CellHealth, bool) {
+	for _, c := range s.health.Cells().Cells {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return router.CellHealth{}, false
 }
 
 func (s *Server) getCells(w http.ResponseWriter, r *http.Request) {
@@ -220,11 +400,4 @@ func canonicalPlayer(s string) (string, error) {
 		return "", apierr.New(apierr.BadRequest, "player must be a UUID")
 	}
 	return id.String(), nil
-}
-
-func allow(methods string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", methods)
-		httpapi.WriteError(w, r, nil, apierr.New(apierr.MethodNotAllowed, "allowed: %s", methods))
-	}
 }

@@ -2,6 +2,7 @@ package openapitest
 
 import (
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -183,5 +184,45 @@ func TestCompareRoutesParameterNames(t *testing.T) {
 	}
 	if probs := doc.CompareRoutes([]Route{{Path: "/v1/things/{id}"}}); len(probs) != 0 {
 		t.Errorf("method-less route: got problems %q, want none (GET is served)", probs)
+	}
+}
+
+func TestCompareSchemasMaps(t *testing.T) {
+	type groups struct {
+		ByCell map[string][]string `json:"by_cell"`
+	}
+	doc, err := Parse("maps.yaml", []byte(`openapi: 3.1.0
+info: {title: t, version: "1"}
+paths: {}
+components:
+  schemas:
+    Groups:
+      type: object
+      required: [by_cell]
+      properties:
+        by_cell:
+          type: object
+          additionalProperties:
+            type: array
+            items: {type: string}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]reflect.Type{"Groups": reflect.TypeFor[groups]()}
+	if probs := doc.CompareSchemas(types); len(probs) != 0 {
+		t.Errorf("matching map: got problems %q", probs)
+	}
+	if probs := doc.Validate(map[string]any{"$ref": "#/components/schemas/Groups"}, map[string]any{"by_cell": map[string]any{"eu": []any{"a"}, "us": []any{1}}}); len(probs) != 1 || !strings.Contains(probs[0], "$.by_cell.us[0]") {
+		t.Errorf("map value of the wrong type: got problems %q, want one at $.by_cell.us[0]", probs)
+	}
+	by := doc.Root["components"].(map[string]any)["schemas"].(map[string]any)["Groups"].(map[string]any)["properties"].(map[string]any)["by_cell"].(map[string]any)
+	by["additionalProperties"] = map[string]any{"type": "integer"}
+	if probs := doc.CompareSchemas(types); len(probs) != 1 || !strings.Contains(probs[0], "values: type is integer, want array") {
+		t.Errorf("map of the wrong values: got problems %q", probs)
+	}
+	delete(by, "additionalProperties")
+	if probs := doc.CompareSchemas(types); len(probs) != 1 || !strings.Contains(probs[0], "no additionalProperties") {
+		t.Errorf("map without additionalProperties: got problems %q", probs)
 	}
 }

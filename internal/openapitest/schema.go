@@ -297,8 +297,8 @@ var timeType = reflect.TypeFor[time.Time]()
 // are exactly the type's JSON field names, whose required list is exactly
 // the fields without omitempty (encoding/json always sends those), and
 // whose property types match the Go field types (string, integer, number,
-// boolean, date-time for time.Time, arrays by element, structs by $ref to
-// their own schema).
+// boolean, date-time for time.Time, arrays by element, maps with string
+// keys by additionalProperties, structs by $ref to their own schema).
 func (d *Doc) CompareSchemas(types map[string]reflect.Type) []string {
 	var probs []string
 	byType := map[reflect.Type]string{}
@@ -437,6 +437,21 @@ func (d *Doc) compareType(p any, t reflect.Type, byType map[reflect.Type]string,
 		var probs []string
 		for _, e := range d.compareType(items, t.Elem(), byType, depth+1) {
 			probs = append(probs, "items: "+e)
+		}
+		return probs
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		// encoding/json sends a map with string keys as an object whose
+		// values all have the element type.
+		if probs := want("object"); probs != nil {
+			return probs
+		}
+		ap, ok := pm["additionalProperties"]
+		if !ok {
+			return []string{fmt.Sprintf("object has no additionalProperties schema for the values of Go %v", t)}
+		}
+		var probs []string
+		for _, e := range d.compareType(ap, t.Elem(), byType, depth+1) {
+			probs = append(probs, "values: "+e)
 		}
 		return probs
 	case t.Kind() == reflect.Struct:

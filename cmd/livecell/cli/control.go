@@ -3,15 +3,19 @@ package cli
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/livecell/livecell/global/control"
+	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/config"
+	"github.com/livecell/livecell/internal/db"
 	"github.com/livecell/livecell/internal/telemetry"
 	"github.com/livecell/livecell/internal/token"
 	"github.com/livecell/livecell/router"
@@ -29,20 +33,27 @@ func newControlCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
-		Short: "Run the global control plane: the player directory and the health of every cell",
-		Long: `Control owns the player → home-cell directory and serves it to the other
-processes of a deployment, and probes every cell's /v1/status for health and
-load (with the router's hysteresis):
+		Short: "Run the global control plane, or operate it (drain, override, rehome)",
+		Long: `Control (without a subcommand) runs the global control plane: it owns the
+player → home-cell directory, the override table, the cells' run-time states
+and the redirect markers of rehomed players, and probes every cell's
+/v1/status for health and load (with the router's hysteresis). Routers and
+cells poll it; it never calls them. Its API is docs/openapi/control.yaml:
 
-  GET /v1/directory/{player}   → {"player_id","cell"}, or 404 unknown_player
-  PUT /v1/directory/{player}   {"cell"} with a server credential holding the
-                               scope directory.write (cells' accounts write
-                               new players' homes this way)
-  GET /v1/cells                → health and load of every cell
+  GET  /v1/directory/{player}      a player's home (routers)
+  PUT  /v1/directory/{player}      a cell records a player it created (scope directory.write)
+  GET  /v1/cells                   health, load and state of every cell
+  GET  /v1/routing                 cell states and the override table (routers, cells)
+  GET  /v1/cells/{cell}/orders     drain orders and redirect markers (a cell's processes)
+  drain, override and rehome endpoints for operators (scope control.admin)
 
 Cells point at it with --control, routers with --control. The directory is
-in memory unless --database names PostgreSQL (or CockroachDB). It verifies
-credentials with the keys of LIVECELL_SIGNING_KEY_FILE (or LIVECELL_JWKS_FILE).`,
+in memory unless --database names PostgreSQL (or CockroachDB); rehoming a
+player needs the database, since it moves the player's rows. Credentials are
+verified with the keys of LIVECELL_SIGNING_KEY_FILE (or LIVECELL_JWKS_FILE).
+
+The subcommands operate a running control plane (see "livecell control
+<command> --help" and docs/operations.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -58,31 +69,35 @@ credentials with the keys of LIVECELL_SIGNING_KEY_FILE (or LIVECELL_JWKS_FILE).`
 			if err != nil {
 				return err
 			}
-			st, err := openStores(ctx, log, database)
+			st, err := openControlStore(ctx, log, database)
 			if err != nil {
 				return err
 			}
 			defer st.close()
+			reg := telemetry.NewRegistry("control")
 			// Health is the router's prober: the same rules, the same
-			// hysteresis. Its resolve side is unused here.
-			health, err := router.New(probes.config(cells), router.Deps{Logger: log.With("component", "health"), Homes: st.directory})
+			// hysteresis. Its resolve side is unused here; the control
+			// server hands it every routing table it builds.
+			health, err := router.New(probes.config(cells), router.Deps{Logger: log.With("component", "health"), Homes: st.dir})
 			if err != nil {
+				return err
+			}
+			s, err := control.New(control.Config{}, control.Deps{Logger: log, Directory: st.dir, Health: health, Verifier: token.NewVerifier(keys, nil), Mover: st.mover})
+			if err != nil {
+				return err
+			}
+			if err := s.Start(ctx); err != nil {
 				return err
 			}
 			if err := health.Start(ctx); err != nil {
 				return err
 			}
-			reg := telemetry.NewRegistry("control")
 			// The same cells as the routers: cells.yaml reloads, Consul.
 			stopCells, err := followCells(ctx, g, log, reg, health, cells)
 			if err != nil {
 				return err
 			}
 			defer stopCells(context.Background())
-			s, err := control.New(control.Deps{Logger: log, Directory: st.directory, Health: health, Verifier: token.NewVerifier(keys, nil)})
-			if err != nil {
-				return err
-			}
 			srv, err := serveHTTP(listen, withMetrics(reg, telemetry.InstrumentHTTP(reg, "control", p.tp, s.Handler())))
 			if err != nil {
 				return err
@@ -91,13 +106,53 @@ credentials with the keys of LIVECELL_SIGNING_KEY_FILE (or LIVECELL_JWKS_FILE).`
 			<-ctx.Done()
 			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			return errors.Join(srv.shutdown(stopCtx), health.Stop(stopCtx))
+			return errors.Join(srv.shutdown(stopCtx), health.Stop(stopCtx), s.Stop(stopCtx))
 		},
 	}
 	cmd.Flags().StringVar(&database, "database", env("LIVECELL_DATABASE_URL", ""), "PostgreSQL/CockroachDB URL holding the player directory (env LIVECELL_DATABASE_URL); empty keeps it in memory")
 	cmd.Flags().StringVar(&listen, "listen", env("LIVECELL_CONTROL_LISTEN", defaultControlListen), "listen address (env LIVECELL_CONTROL_LISTEN)")
 	probes.register(cmd)
+	cmd.AddCommand(newControlOpsCmds(g)...)
 	return cmd
+}
+
+// controlStore is the control plane's storage: the directory, and what
+// moves players' data when it rehomes them.
+type controlStore struct {
+	dir interface {
+		router.HomeLookup
+		control.Store
+	}
+	mover control.Mover // nil without a database
+	close func()
+}
+
+// openControlStore opens the directory in memory, or in PostgreSQL (or
+// CockroachDB) with every component's schema migrated, since a rehome
+// moves the player's rows in all of them.
+func openControlStore(ctx context.Context, log *slog.Logger, url string) (*controlStore, error) {
+	if url == "" {
+		log.Warn("control plane without --database: the directory is in memory and rehoming is off")
+		return &controlStore{dir: directory.NewMemory(), close: func() {}}, nil
+	}
+	pool, err := db.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.MigrateSchemas(ctx, pool, schemas()); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	log.Info("using PostgreSQL", "host", hostOf(pool))
+	return &controlStore{dir: directory.NewPostgres(pool), mover: dbMover{pool: pool}, close: pool.Close}, nil
+}
+
+// dbMover rehomes a player across every component's tables in one
+// transaction (db.Rehome).
+type dbMover struct{ pool *pgxpool.Pool }
+
+func (m dbMover) Rehome(ctx context.Context, playerID, cellID string) error {
+	return db.Rehome(ctx, m.pool, schemas(), playerID, cellID)
 }
 
 // probeFlags tune how the router and the control plane probe cells. The
@@ -120,13 +175,18 @@ func (p probeFlags) config(cells *config.Cells) router.Config {
 	return router.Config{Cells: cells, ProbeInterval: p.interval, ProbeTimeout: p.timeout, FailThreshold: p.fail, RiseThreshold: p.rise}
 }
 
-// controlHomes is the router's view of the player directory: the control
-// plane's, cached so that known players keep resolving while it is down.
-func controlHomes(baseURL string, ttl time.Duration, reg prometheus.Registerer) (*control.HomeCache, error) {
+// controlReader is the router's view of the control plane: homes (cached,
+// so that known players keep resolving while it is down) and the routing
+// table, from one client.
+func controlReader(baseURL string, ttl time.Duration, reg prometheus.Registerer) (*control.HomeCache, *control.Client, error) {
 	// A short timeout: past it the cache answers from memory, and a
 	// resolve that waits longer than this is a failed resolve anyway.
 	c := &control.Client{BaseURL: baseURL, HTTP: &http.Client{Timeout: 2 * time.Second}}
-	return control.NewHomeCache(c, control.HomeCacheConfig{TTL: ttl, Metrics: reg})
+	homes, err := control.NewHomeCache(c, control.HomeCacheConfig{TTL: ttl, Metrics: reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	return homes, c, nil
 }
 
 // controlDirectory is a cell's writer of new players' homes: the control
