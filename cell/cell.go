@@ -38,12 +38,17 @@ import (
 
 // Service names accepted in Config.Services. The list is written once, here.
 const (
-	ServiceAccounts = "accounts"
-	ServiceGateway  = "gateway"
+	ServiceAccounts  = "accounts"
+	ServiceCatalog   = "catalog"
+	ServiceInventory = "inventory"
+	ServiceStore     = "store"
+	ServiceGateway   = "gateway"
 )
 
 // AllServices is every service a cell runs when none are named.
-func AllServices() []string { return []string{ServiceAccounts, ServiceGateway} }
+func AllServices() []string {
+	return []string{ServiceAccounts, ServiceCatalog, ServiceInventory, ServiceStore, ServiceGateway}
+}
 
 // ParseServices turns "accounts,gateway" into a validated list; "" or "all"
 // means AllServices.
@@ -72,6 +77,10 @@ type Config struct {
 	Services []string        // empty means AllServices
 	Gateway  gateway.Config  // CellID and Listen are filled from Cell
 	Accounts accounts.Config // CellID is filled from Cell
+	Store    StoreConfig     // Stripe, or test mode (commerce.go)
+	Events   EventsConfig    // RabbitMQ, or the in-process bus
+	// SeedDevCatalog fills an empty catalog with the development catalog.
+	SeedDevCatalog bool
 
 	// APIListen and GatewayListen override the cells.yaml addresses (tests
 	// use "127.0.0.1:0"); the bound addresses are advertised.
@@ -94,6 +103,7 @@ type Deps struct {
 	// internal APIs; otherwise the cell mints one with Keys.
 	ServerToken   string
 	AccountsStore accounts.Store
+	Commerce      CommerceDeps // catalog, inventory and store storage
 	Directory     homeWriter
 	Tracer        trace.TracerProvider
 
@@ -123,6 +133,7 @@ type Cell struct {
 	signer   *token.Signer
 
 	accounts *accounts.Service
+	commerce *commerce
 	gw       *gateway.Gateway
 
 	apiLn  net.Listener
@@ -194,6 +205,11 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		for op, h := range svc.Ops() {
 			handlers[op] = h
 		}
+	}
+
+	if err := c.newCommerce(cfg, deps, metrics, handlers); err != nil {
+		_ = c.commerce.close()
+		return nil, err
 	}
 
 	if c.runs(ServiceGateway) {
@@ -274,6 +290,7 @@ func (c *Cell) apiMux(inproc protocol.Handlers) http.Handler {
 			local[op] = h
 		}
 	}
+	c.commerce.mount(mux, local)
 	mux.Handle("/internal/v1/ops/", opsrpc.NewHandler(local, c.authorizeServer, c.log))
 	mux.HandleFunc("GET "+cellapi.StatusPath, c.serveStatus)
 	mux.HandleFunc("GET /.well-known/jwks.json", c.serveJWKS)
@@ -338,7 +355,7 @@ func (c *Cell) Start(ctx context.Context) error {
 	listen := c.cfg.APIListen
 	if listen == "" {
 		listen = "127.0.0.1:0"
-		if c.accounts != nil {
+		if c.accounts != nil || c.commerce.servesHTTP() {
 			listen = c.cfg.Cell.API
 		}
 	}
@@ -352,6 +369,10 @@ func (c *Cell) Start(ctx context.Context) error {
 			_ = ln.Close()
 			return fmt.Errorf("cell %s: %w", c.cfg.Cell.ID, err)
 		}
+	}
+	if err := c.commerce.start(ctx, c); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("cell %s: %w", c.cfg.Cell.ID, err)
 	}
 	go func() {
 		defer close(c.done)
@@ -393,7 +414,8 @@ func (c *Cell) Drain(ctx context.Context, reason string) error {
 
 // Stop closes the gateway and the API server.
 func (c *Cell) Stop(ctx context.Context) error {
-	var errs []error
+	// Events not yet relayed stay in the outbox for the next process.
+	errs := []error{c.commerce.close()}
 	if c.gw != nil {
 		errs = append(errs, c.gw.Stop(ctx))
 	}

@@ -197,11 +197,12 @@ func TestParseServices(t *testing.T) {
 		want    string
 		wantErr bool
 	}{
-		{"", "accounts,gateway", false},
-		{"all", "accounts,gateway", false},
+		{"", "accounts,catalog,inventory,store,gateway", false},
+		{"all", "accounts,catalog,inventory,store,gateway", false},
 		{"gateway", "gateway", false},
 		{" accounts , gateway,accounts", "accounts,gateway", false},
-		{"inventory", "", true},
+		{"store,inventory", "store,inventory", false},
+		{"wallet", "", true},
 	} {
 		got, err := ParseServices(tt.in)
 		if (err != nil) != tt.wantErr || strings.Join(got, ",") != tt.want {

@@ -106,11 +106,8 @@ func (s *Service) checkout(ctx context.Context, playerID, homeCell string, req s
 		if title == "" {
 			title = item.Display.Name
 		}
-		sess, err := s.sessions.Create(ctx, SessionParams{
-			Purchase: p, Title: title, UnitAmount: price,
-			SuccessURL: strings.ReplaceAll(s.cfg.SuccessURL, "{PURCHASE_ID}", p.ID),
-			CancelURL:  strings.ReplaceAll(s.cfg.CancelURL, "{PURCHASE_ID}", p.ID),
-		})
+		success, cancel := s.returnURLs(p.ID)
+		sess, err := s.sessions.Create(ctx, SessionParams{Purchase: p, Title: title, UnitAmount: price, SuccessURL: success, CancelURL: cancel})
 		if err != nil {
 			return storeapi.CheckoutResponse{}, err
 		}

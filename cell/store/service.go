@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -140,7 +141,8 @@ type playerVerifier interface {
 type Config struct {
 	CellID string
 	// PublicURL is this cell's API as players reach it ("http://host:port"):
-	// the base of test-mode checkout URLs and the default return URLs.
+	// the base of test-mode checkout URLs and the default return URLs. It
+	// may be set later with SetPublicURL, once the address is bound.
 	PublicURL string
 	// SuccessURL and CancelURL are where Stripe sends the player after
 	// paying or giving up; "{PURCHASE_ID}" is replaced. Default: this
@@ -186,12 +188,13 @@ type Service struct {
 	now       func() time.Time
 	m         *metrics
 	testMode  bool
+	publicURL atomic.Pointer[string]
 }
 
 // New validates the configuration and returns the service.
 func New(cfg Config, deps Deps) (*Service, error) {
-	if cfg.CellID == "" || cfg.PublicURL == "" {
-		return nil, errors.New("store.New: Config.CellID and Config.PublicURL are required")
+	if cfg.CellID == "" {
+		return nil, errors.New("store.New: Config.CellID is required")
 	}
 	if deps.Store == nil || deps.Catalog == nil || deps.Inventory == nil || deps.Verify == nil {
 		return nil, errors.New("store.New: Deps.Store, Catalog, Inventory and Verify are required")
@@ -207,13 +210,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg.CheckoutTTL = 30 * time.Minute
 	case cfg.CheckoutTTL < 30*time.Minute || cfg.CheckoutTTL > 24*time.Hour:
 		return nil, fmt.Errorf("store.New: checkout TTL %v out of Stripe's range 30m..24h", cfg.CheckoutTTL)
-	}
-	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	if cfg.SuccessURL == "" {
-		cfg.SuccessURL = cfg.PublicURL + storeapi.PathReturn + "/success?purchase={PURCHASE_ID}"
-	}
-	if cfg.CancelURL == "" {
-		cfg.CancelURL = cfg.PublicURL + storeapi.PathReturn + "/cancel?purchase={PURCHASE_ID}"
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -244,7 +240,29 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("store.New: %w", err)
 	}
 	s.m = m
+	s.SetPublicURL(cfg.PublicURL)
 	return s, nil
+}
+
+// SetPublicURL sets the base of test-mode checkout URLs and default return
+// URLs: the wiring knows the API's address only once it is bound.
+func (s *Service) SetPublicURL(u string) {
+	u = strings.TrimRight(u, "/")
+	s.publicURL.Store(&u)
+}
+
+func (s *Service) base() string { return *s.publicURL.Load() }
+
+// returnURLs are where Stripe sends the player back, for purchase id.
+func (s *Service) returnURLs(id string) (success, cancel string) {
+	success, cancel = s.cfg.SuccessURL, s.cfg.CancelURL
+	if success == "" {
+		success = s.base() + storeapi.PathReturn + "/success?purchase={PURCHASE_ID}"
+	}
+	if cancel == "" {
+		cancel = s.base() + storeapi.PathReturn + "/cancel?purchase={PURCHASE_ID}"
+	}
+	return strings.ReplaceAll(success, "{PURCHASE_ID}", id), strings.ReplaceAll(cancel, "{PURCHASE_ID}", id)
 }
 
 // TestMode reports whether checkouts are simulated (no Stripe keys).

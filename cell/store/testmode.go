@@ -20,7 +20,7 @@ type testSessions struct{ s *Service }
 func (t testSessions) Create(ctx context.Context, sp SessionParams) (Session, error) {
 	return Session{
 		ID:        stripetest.ID("cs_test_livecell"),
-		URL:       t.s.cfg.PublicURL + storeapi.PathTestModePay + "/" + sp.Purchase.ID,
+		URL:       t.s.base() + storeapi.PathTestModePay + "/" + sp.Purchase.ID,
 		ExpiresAt: sp.Purchase.ExpiresAt,
 	}, nil
 }

@@ -17,7 +17,7 @@ func TestContract(t *testing.T) {
 		if err := s.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		return s, pgoutbox.New(pool)
+		return s, pgoutbox.New(pool, "eu-west")
 	})
 }
 

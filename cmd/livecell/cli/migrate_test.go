@@ -358,6 +358,14 @@ func seedPlayer(t *testing.T, pool *pgxpool.Pool, id, cell string) {
 		`INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
 		   VALUES ('hash-' || $1, 'family-' || $1, $1, $2, now(), now() + interval '1 day')`,
 		`INSERT INTO player_homes (player_id, cell_id, updated_at) VALUES ($1, $2, now() - interval '1 day')`,
+		`INSERT INTO inventory_items (player_id, item_id, home_cell, quantity, acquired_at) VALUES ($1, 'hat', $2, 1, now())`,
+		`INSERT INTO inventory_grants (grant_id, player_id, home_cell, items) VALUES ('grant-' || $1, $1, $2, '[]')`,
+		`INSERT INTO inventory_loadouts (player_id, slot, item_id, home_cell) VALUES ($1, 'head', 'hat', $2)`,
+		`INSERT INTO inventory_versions (player_id, home_cell, version) VALUES ($1, $2, 3)`,
+		`INSERT INTO store_purchases (id, player_id, home_cell, offer_id, quantity, currency, amount, status, grants, idempotency_key, expires_at, created_at, updated_at)
+		   VALUES ('pur-' || $1, $1, $2, 'hat', 1, 'usd', 499, 'paid', '[]', 'key-' || $1, now(), now(), now())`,
+		`INSERT INTO store_webhook_events (event_id, purchase_id, player_id, home_cell) VALUES ('evt-' || $1, 'pur-' || $1, $1, $2)`,
+		`INSERT INTO event_outbox (id, seq, type, player_id, home_cell, occurred_at, payload) VALUES ('ev-' || $1, 1, 'store.purchase.completed', $1, $2, now(), '{}')`,
 	} {
 		if _, err := pool.Exec(t.Context(), q, id, cell); err != nil {
 			t.Fatalf("seed %s: %s: %v", id, q, err)

@@ -62,13 +62,18 @@ func Insert(ctx context.Context, tx pgx.Tx, evs ...events.Event) error {
 	return nil
 }
 
-// Outbox is the relay's side of the SQL outbox.
-type Outbox struct{ pool *pgxpool.Pool }
+// Outbox is the relay's side of the SQL outbox for one cell. Every cell
+// writes to the same table (one database for all regions), and each cell's
+// relay publishes only the events of its own players to its own broker.
+type Outbox struct {
+	pool *pgxpool.Pool
+	cell string
+}
 
 var _ events.Outbox = (*Outbox)(nil)
 
-// New returns the outbox on pool.
-func New(pool *pgxpool.Pool) *Outbox { return &Outbox{pool: pool} }
+// New returns the outbox of cell's events on pool.
+func New(pool *pgxpool.Pool, cell string) *Outbox { return &Outbox{pool: pool, cell: cell} }
 
 // Claim leases the oldest unleased events. It is one UPDATE over a bounded
 // subquery in a SERIALIZABLE transaction: two relays racing for the same
@@ -79,9 +84,9 @@ func (o *Outbox) Claim(ctx context.Context, n int, lease time.Duration) ([]event
 		out = out[:0]
 		rows, err := tx.Query(ctx, `
 			UPDATE event_outbox SET leased_until = now() + $2 * INTERVAL '1 microsecond'
-			WHERE id IN (SELECT id FROM event_outbox WHERE leased_until < now() ORDER BY seq LIMIT $1)
+			WHERE id IN (SELECT id FROM event_outbox WHERE home_cell = $3 AND leased_until < now() ORDER BY seq LIMIT $1)
 			RETURNING id, seq, type, player_id, home_cell, occurred_at, payload`,
-			n, lease.Microseconds())
+			n, lease.Microseconds(), o.cell)
 		if err != nil {
 			return err
 		}
@@ -132,10 +137,10 @@ func (o *Outbox) Release(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// Pending counts events not yet published (for metrics and tests).
+// Pending counts the cell's events not yet published.
 func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	var n int
-	if err := o.pool.QueryRow(ctx, `SELECT count(*) FROM event_outbox`).Scan(&n); err != nil {
+	if err := o.pool.QueryRow(ctx, `SELECT count(*) FROM event_outbox WHERE home_cell = $1`, o.cell).Scan(&n); err != nil {
 		return 0, fmt.Errorf("pgoutbox.Pending: %w", err)
 	}
 	return n, nil

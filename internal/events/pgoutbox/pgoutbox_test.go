@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,7 +26,7 @@ func TestContract(t *testing.T) {
 				t.Fatalf("Insert: %v", err)
 			}
 		}
-		return New(pool), add
+		return New(pool, "eu-west"), add
 	})
 }
 
@@ -52,7 +53,7 @@ func TestInsertRollsBackWithItsTransaction(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("RunTx = %v, want %v", err, boom)
 	}
-	if n, err := New(pool).Pending(t.Context()); err != nil || n != 0 {
+	if n, err := New(pool, "eu-west").Pending(t.Context()); err != nil || n != 0 {
 		t.Fatalf("Pending after rollback = %d, %v; want 0", n, err)
 	}
 	bad := eventstest.Event(2)
@@ -60,5 +61,22 @@ func TestInsertRollsBackWithItsTransaction(t *testing.T) {
 	err = db.RunTx(t.Context(), pool, func(ctx context.Context, tx pgx.Tx) error { return Insert(ctx, tx, bad) })
 	if err == nil {
 		t.Fatal("Insert of an invalid event = nil, want an error")
+	}
+}
+
+// Each cell's relay sees only its own players' events.
+func TestOutboxIsPerCell(t *testing.T) {
+	pool := dbtest.Pool(t)
+	if err := Migrate(t.Context(), pool); err != nil {
+		t.Fatal(err)
+	}
+	eu, us := eventstest.Event(1), eventstest.Event(2)
+	us.HomeCell = "us-east"
+	if err := db.RunTx(t.Context(), pool, func(ctx context.Context, tx pgx.Tx) error { return Insert(ctx, tx, eu, us) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := New(pool, "us-east").Claim(t.Context(), 10, time.Minute)
+	if err != nil || len(got) != 1 || got[0].ID != us.ID {
+		t.Fatalf("us-east claimed %v, %v; want only its own event", got, err)
 	}
 }

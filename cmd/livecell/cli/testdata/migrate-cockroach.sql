@@ -285,7 +285,8 @@ CREATE TABLE IF NOT EXISTS event_outbox (
     leased_until TIMESTAMPTZ NOT NULL DEFAULT '1970-01-01 00:00:00+00'
 );
 
-CREATE INDEX IF NOT EXISTS event_outbox_seq_idx ON event_outbox (seq);
+-- Each cell's relay claims its own players' events, oldest first.
+CREATE INDEX IF NOT EXISTS event_outbox_cell_seq_idx ON event_outbox (home_cell, seq);
 
 -- 3. Table localities.
 ALTER TABLE "players" ADD COLUMN IF NOT EXISTS "crdb_region_ec1bb720" crdb_internal_region NOT VISIBLE AS (CASE "home_cell" WHEN 'eu-west' THEN 'europe-west1' WHEN 'us-east' THEN 'us-east1' ELSE 'europe-west1' END) STORED NOT NULL;

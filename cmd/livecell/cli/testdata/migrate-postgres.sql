@@ -272,5 +272,6 @@ CREATE TABLE IF NOT EXISTS event_outbox (
     leased_until TIMESTAMPTZ NOT NULL DEFAULT '1970-01-01 00:00:00+00'
 );
 
-CREATE INDEX IF NOT EXISTS event_outbox_seq_idx ON event_outbox (seq);
+-- Each cell's relay claims its own players' events, oldest first.
+CREATE INDEX IF NOT EXISTS event_outbox_cell_seq_idx ON event_outbox (home_cell, seq);
 
