@@ -135,9 +135,10 @@ func TestRunOpenLoopAgainstGateway(t *testing.T) {
 	if echo.Latency.P50 <= 0 || echo.Latency.P99 < echo.Latency.P50 || echo.Latency.Max < echo.Latency.P99 || echo.Service == nil {
 		t.Errorf("echo latency %+v service %v: want ordered percentiles and service time", echo.Latency, echo.Service)
 	}
-	// One push per echo, counted by topic.
-	if r.Pushes.ByTopic["echo.seen"] != echo.OK || r.Pushes.Dropped != 0 {
-		t.Errorf("pushes %+v, want %d echo.seen and none dropped", r.Pushes, echo.OK)
+	// One push per echo, counted by topic; a player leaving at the end
+	// may not read the push that follows its last echo.
+	if got := r.Pushes.ByTopic["echo.seen"]; got > echo.OK || got < echo.OK-20 || r.Pushes.Dropped != 0 {
+		t.Errorf("pushes %+v, want about %d echo.seen and none dropped", r.Pushes, echo.OK)
 	}
 	if r.Summary.Phase != "steady" || r.Summary.RTTPerSec < 250 || r.Summary.RTTPerSec > 500 || r.Summary.ErrorRate < 0.1 || r.Summary.ErrorRate > 0.4 {
 		t.Errorf("summary %+v: want the steady phase at about 400 req/s with a quarter failing", r.Summary)

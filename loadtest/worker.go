@@ -204,11 +204,12 @@ type workerShard struct {
 	cmd     *exec.Cmd
 	kill    context.CancelFunc // ends the process's context: SIGKILL
 	stdin   io.WriteCloser
+	stdout  *os.File
 	out     *bufio.Reader
 	stderr  *tail
 	players int
-	exited  chan struct{}
-	waitErr error
+	exited  chan struct{} // closed once the process has exited
+	waitErr error         // why, set before exited closes
 }
 
 func (w *workerShard) prepare(ctx context.Context) error {
@@ -223,19 +224,28 @@ func (w *workerShard) prepare(ctx context.Context) error {
 		kill()
 		return err
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipe rather than StdoutPipe: Wait, which runs as soon as the
+	// process exits, would close StdoutPipe's reading end and lose the
+	// last lines still in it.
+	stdout, pw, err := os.Pipe()
 	if err != nil {
 		kill()
 		return err
 	}
+	cmd.Stdout = pw
 	w.out = bufio.NewReaderSize(stdout, 64<<10)
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pw.Close() // the child holds its own copy
+	if err != nil {
+		stdout.Close()
 		kill()
 		return fmt.Errorf("loadtest: start worker %d: %w", w.spec.Shard, err)
 	}
+	w.stdout = stdout
 	w.exited = make(chan struct{})
 	go func() {
-		<-w.exited
+		w.waitErr = w.cmd.Wait() // also waits for stderr to be copied
+		close(w.exited)
 		kill()
 	}()
 	spec, err := json.Marshal(w.spec)
@@ -244,7 +254,7 @@ func (w *workerShard) prepare(ctx context.Context) error {
 	}
 	if err != nil {
 		w.abort()
-		return fmt.Errorf("loadtest: worker %d: send the spec: %w", w.spec.Shard, err)
+		return fmt.Errorf("loadtest: worker %d: send the spec: %w%s", w.spec.Shard, err, w.stderr.suffix())
 	}
 	ready := make(chan error, 1)
 	go func() {
@@ -278,14 +288,30 @@ func (w *workerShard) prepare(ctx context.Context) error {
 	return nil
 }
 
+// abortGrace is how long a worker that will not run gets to exit.
+const abortGrace = 2 * time.Second
+
 func (w *workerShard) abort() {
-	w.stdin.Close()
-	go func() {
-		_ = w.cmd.Wait()
-		close(w.exited)
-	}()
-	w.kill()
+	w.stop(abortGrace)
+	w.release()
 }
+
+// stop asks the worker to stop (closing its stdin), waits up to grace
+// for it to exit, then kills it, and returns once it has exited.
+func (w *workerShard) stop(grace time.Duration) {
+	w.stdin.Close()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-w.exited:
+	case <-t.C:
+		w.kill()
+		<-w.exited
+	}
+}
+
+// release closes this side of the worker's output once it is read.
+func (w *workerShard) release() { w.stdout.Close() }
 
 func (w *workerShard) run(ctx context.Context, start time.Time, events chan<- shardEvent) {
 	shard := w.spec.Shard
@@ -297,21 +323,14 @@ func (w *workerShard) serve(ctx context.Context, start time.Time, events chan<- 
 	line, _ := json.Marshal(startLine{Start: start})
 	if _, err := w.stdin.Write(append(line, '\n')); err != nil {
 		w.abort()
-		return fmt.Errorf("send the start: %w", err)
+		return fmt.Errorf("send the start: %w%s", err, w.stderr.suffix())
 	}
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() {
 		select {
 		case <-ctx.Done():
-			w.stdin.Close() // asks the worker to stop
-			t := time.NewTimer(stopGrace)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				w.kill()
-			case <-stopped:
-			}
+			w.stop(stopGrace)
 		case <-stopped:
 		}
 	}()
@@ -338,14 +357,13 @@ func (w *workerShard) serve(ctx context.Context, start time.Time, events chan<- 
 			protoErr = errors.New(l.Error)
 		}
 	}
-	w.stdin.Close()
-	waitErr := w.cmd.Wait()
-	close(w.exited)
+	w.stop(stopGrace)
+	w.release()
 	switch {
 	case protoErr != nil:
 		return fmt.Errorf("%w%s", protoErr, w.stderr.suffix())
-	case waitErr != nil:
-		return fmt.Errorf("exited: %w%s", waitErr, w.stderr.suffix())
+	case w.waitErr != nil:
+		return fmt.Errorf("exited: %w%s", w.waitErr, w.stderr.suffix())
 	case !finished:
 		return fmt.Errorf("ended without finishing%s", w.stderr.suffix())
 	}
