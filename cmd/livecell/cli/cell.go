@@ -40,6 +40,7 @@ type cellFlags struct {
 	maxSessions   int
 	passwordAuth  bool
 	limits        loginLimitFlags
+	commerce      commerceFlags
 }
 
 func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
@@ -55,6 +56,7 @@ func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "refuse sessions beyond this many in this process (0: no limit)")
 	fl.BoolVar(&f.passwordAuth, "password-auth", true, "enable username/password registration and login (development and testing)")
 	f.limits.register(cmd)
+	f.commerce.register(cmd)
 }
 
 func newCellCmd(g *globals) *cobra.Command {
@@ -66,7 +68,9 @@ func newCellCmd(g *globals) *cobra.Command {
 the named services; opcodes of services that run in other processes are
 forwarded to the cell's HTTP API with a server credential. On SIGTERM the
 gateway stops accepting, tells every player to reconnect elsewhere and closes
-the remaining sessions after --drain-grace.` + platformHelp,
+the remaining sessions after --drain-grace. Catalog, inventory and store keep
+their data in --database (or embedded stores); split across processes they
+need the cell's RabbitMQ (--amqp-url).` + platformHelp + storeHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCell(cmd.Context(), g, f) },
 	}
@@ -133,12 +137,15 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 		Accounts:  accounts.Config{PasswordAuth: f.passwordAuth, Argon2: accounts.DefaultArgon2(), RateLimit: f.limits.config()},
 		APIListen: f.apiListen, GatewayListen: f.gatewayListen,
 	}
+	if cfg.Store, cfg.Events, err = commerceConfig(log, f.commerce); err != nil {
+		return err
+	}
 	cfg.Gateway.ReusePort = f.reusePort
 	cfg.Gateway.DrainGrace = f.drainGrace
 	cfg.Gateway.MaxSessions = f.maxSessions
 	deps := cell.Deps{
 		Logger: log, Keys: keys, ServerToken: env("LIVECELL_SERVER_TOKEN", ""),
-		AccountsStore: st.accounts, Directory: st.directory, Tracer: p.tp,
+		AccountsStore: st.accounts, Directory: st.directory, Tracer: p.tp, Commerce: st.commerce(cl.ID),
 	}
 	if slices.Contains(services, cell.ServiceAccounts) {
 		if err := platformVerifiers(ctx, log, &deps); err != nil {

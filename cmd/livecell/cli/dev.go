@@ -24,6 +24,7 @@ func newDevCmd(g *globals) *cobra.Command {
 		database   string
 		drainGrace time.Duration
 		limits     loginLimitFlags
+		commerce   commerceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -34,7 +35,9 @@ stops cleanly on Ctrl-C (a second Ctrl-C stops at once).
 
 It needs nothing installed: storage is embedded and in-memory unless
 --database points at PostgreSQL (or CockroachDB), and signing keys are
-generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.` + platformHelp,
+generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set. Every cell
+starts with the development catalog, and its store runs in TEST MODE unless
+Stripe keys are set: try a purchase with "livecell probe --purchase".` + platformHelp + storeHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -44,7 +47,12 @@ generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.` + platformHelp,
 			}
 			defer p.shutdown(context.Background())
 
-			w, err := startWorld(ctx, p.log, p.cells, worldOptions{database: database, tracer: p.tp, drainGrace: drainGrace, rateLimit: limits.config()})
+			storeCfg, eventsCfg, err := commerceConfig(p.log, commerce)
+			if err != nil {
+				return err
+			}
+			w, err := startWorld(ctx, p.log, p.cells, worldOptions{database: database, tracer: p.tp, drainGrace: drainGrace, rateLimit: limits.config(),
+				store: storeCfg, events: eventsCfg})
 			if err != nil {
 				return err
 			}
@@ -59,6 +67,7 @@ generated at start-up unless LIVECELL_SIGNING_KEY_FILE is set.` + platformHelp,
 	cmd.Flags().StringVar(&database, "database", env("LIVECELL_DATABASE_URL", ""), "PostgreSQL/CockroachDB URL (env LIVECELL_DATABASE_URL); empty uses the embedded store")
 	cmd.Flags().DurationVar(&drainGrace, "drain-grace", 2*time.Second, "on shutdown, how long players get to leave after being told to reconnect")
 	limits.register(cmd)
+	commerce.register(cmd)
 	return cmd
 }
 
@@ -71,6 +80,8 @@ type worldOptions struct {
 	// argon2 overrides the password hashing cost (tests).
 	argon2    *accounts.Argon2Params
 	rateLimit accounts.RateLimitConfig
+	store     cell.StoreConfig
+	events    cell.EventsConfig
 }
 
 // world is the local world: every cell of cells.yaml and the router.
@@ -112,6 +123,7 @@ func startWorld(ctx context.Context, log *slog.Logger, cells *config.Cells, o wo
 		}
 		cfg := cell.Config{Cell: cl, Cells: cells, Accounts: accounts.Config{PasswordAuth: true, Argon2: accounts.DefaultArgon2(), RateLimit: o.rateLimit}}
 		cfg.Gateway.DrainGrace = o.drainGrace
+		cfg.Store, cfg.Events, cfg.SeedDevCatalog = o.store, o.events, true
 		if o.argon2 != nil {
 			cfg.Accounts.Argon2 = *o.argon2
 		}
@@ -120,7 +132,7 @@ func startWorld(ctx context.Context, log *slog.Logger, cells *config.Cells, o wo
 		}
 		c, err := cell.New(cfg, cell.Deps{
 			Logger: log, Keys: keys, AccountsStore: st.accounts, Directory: st.directory, Tracer: o.tracer,
-			Steam: platforms.Steam, Epic: platforms.Epic,
+			Steam: platforms.Steam, Epic: platforms.Epic, Commerce: st.commerce(cl.ID),
 		})
 		if err != nil {
 			return nil, err
@@ -166,7 +178,7 @@ func (w *world) printSummary(out io.Writer) {
 		}
 		fmt.Fprintf(out, "  cell %-8s gateway tcp://%s   api http://%s   (%s)\n", c.ID, c.Gateway, c.API, c.Region)
 	}
-	fmt.Fprintln(out, "check it with: livecell probe --json      stop with Ctrl-C")
+	fmt.Fprintln(out, "check it with: livecell probe --json      buy something: livecell probe --purchase      stop with Ctrl-C")
 }
 
 // stop drains every gateway, then stops the cells and the router.

@@ -13,9 +13,11 @@ import (
 
 func newProbeCmd(g *globals) *cobra.Command {
 	var (
-		o       probe.Options
-		asJSON  bool
-		timeout time.Duration
+		o        probe.Options
+		asJSON   bool
+		timeout  time.Duration
+		purchase bool
+		offer    string
 	)
 	cmd := &cobra.Command{
 		Use:   "probe",
@@ -27,7 +29,14 @@ It exits non-zero, naming the failed stage, when any step fails.
 
 With --json it prints one object:
   {"ok":true,"player":…,"home_cell":…,"gateway":…,"resolve_ms":…,"login_ms":…,
-   "connect_ms":…,"rtt_ms":…,"request_ms":…}`,
+   "connect_ms":…,"rtt_ms":…,"request_ms":…}
+
+With --purchase it buys --offer as a fresh player instead: checkout over the
+gateway, payment through the store's TEST MODE simulation (a signed Stripe
+webhook), and the inventory.updated push. It prints the time from the webhook
+to the push. It needs a store in test mode: livecell dev without Stripe keys.
+  {"ok":true,"player":…,"offer":…,"purchase_id":…,"test_mode":true,
+   "checkout_ms":…,"webhook_ms":…,"webhook_to_push_ms":…,"owned":1}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.RouterURL == "" {
@@ -39,6 +48,9 @@ With --json it prints one object:
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
+			if purchase {
+				return runPurchaseProbe(ctx, g, o, offer, asJSON)
+			}
 			res, err := probe.Run(ctx, o)
 			if asJSON {
 				b, _ := json.Marshal(res)
@@ -60,6 +72,24 @@ With --json it prints one object:
 	fl.StringVar(&o.Username, "username", "", "log in as this player instead of registering a fresh one")
 	fl.StringVar(&o.Password, "password", env("LIVECELL_PROBE_PASSWORD", ""), "password for --username (env LIVECELL_PROBE_PASSWORD)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object")
+	fl.BoolVar(&purchase, "purchase", false, "buy an offer end to end (store in TEST MODE) and time webhook → push")
+	fl.StringVar(&offer, "offer", probe.DefaultOffer, "offer --purchase buys")
 	fl.DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
 	return cmd
+}
+
+func runPurchaseProbe(ctx context.Context, g *globals, o probe.Options, offer string, asJSON bool) error {
+	res, err := probe.Purchase(ctx, o, offer)
+	if asJSON {
+		b, _ := json.Marshal(res)
+		fmt.Fprintln(g.stdout, string(b))
+	} else if err == nil {
+		fmt.Fprintf(g.stdout, "ok: player %s (%s) bought %s, purchase %s (TEST MODE: no money moved)\n  checkout %.2f ms, webhook %.2f ms, webhook → push %.2f ms\n",
+			res.Player, res.HomeCell, res.Offer, res.PurchaseID, res.CheckoutMS, res.WebhookMS, res.WebhookToPushMS)
+	}
+	if err != nil {
+		fmt.Fprintln(g.stderr, "livecell probe --purchase:", err)
+		return exitError{code: 1}
+	}
+	return nil
 }

@@ -13,11 +13,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/livecell/livecell/cell"
 	"github.com/livecell/livecell/cell/accounts"
 	"github.com/livecell/livecell/cell/accounts/memstore"
 	"github.com/livecell/livecell/cell/accounts/pgstore"
+	catalogmem "github.com/livecell/livecell/cell/catalog/memstore"
+	catalogpg "github.com/livecell/livecell/cell/catalog/pgstore"
+	inventorypg "github.com/livecell/livecell/cell/inventory/pgstore"
+	storepg "github.com/livecell/livecell/cell/store/pgstore"
 	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/db"
+	"github.com/livecell/livecell/internal/events/pgoutbox"
 	"github.com/livecell/livecell/internal/telemetry"
 	"github.com/livecell/livecell/internal/token"
 )
@@ -55,7 +61,10 @@ func loadKeys(log *slog.Logger, generate bool) (*token.KeySet, error) {
 type stores struct {
 	accounts  accounts.Store
 	directory directoryStore
-	close     func()
+	// commerce gives a cell the catalog, inventory and store storage: the
+	// catalog is shared (GLOBAL data), the rest is the cell's own.
+	commerce func(cellID string) cell.CommerceDeps
+	close    func()
 }
 
 // directoryStore is what the processes here need of the player directory.
@@ -68,7 +77,9 @@ type directoryStore interface {
 // PostgreSQL (or CockroachDB) stores, migrated.
 func openStores(ctx context.Context, log *slog.Logger, url string) (*stores, error) {
 	if url == "" {
-		return &stores{accounts: memstore.New(), directory: directory.NewMemory(), close: func() {}}, nil
+		catalog := catalogmem.New()
+		return &stores{accounts: memstore.New(), directory: directory.NewMemory(), close: func() {},
+			commerce: func(string) cell.CommerceDeps { return cell.CommerceDeps{CatalogStore: catalog} }}, nil
 	}
 	pool, err := db.Open(ctx, url)
 	if err != nil {
@@ -81,7 +92,11 @@ func openStores(ctx context.Context, log *slog.Logger, url string) (*stores, err
 	acc := pgstore.New(pool)
 	dir := directory.NewPostgres(pool)
 	log.Info("using PostgreSQL", "host", hostOf(pool))
-	return &stores{accounts: acc, directory: dir, close: pool.Close}, nil
+	commerce := func(cellID string) cell.CommerceDeps {
+		return cell.CommerceDeps{CatalogStore: catalogpg.New(pool), InventoryStore: inventorypg.New(pool),
+			StoreStore: storepg.New(pool), Outbox: pgoutbox.New(pool, cellID)}
+	}
+	return &stores{accounts: acc, directory: dir, close: pool.Close, commerce: commerce}, nil
 }
 
 func hostOf(pool *pgxpool.Pool) string {
