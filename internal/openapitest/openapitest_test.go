@@ -226,3 +226,16 @@ components:
 		t.Errorf("map without additionalProperties: got problems %q", probs)
 	}
 }
+
+func TestValidateItemCounts(t *testing.T) {
+	d := &Doc{Name: "t"}
+	schema := map[string]any{"type": "array", "minItems": 1, "maxItems": 2, "items": map[string]any{"type": "integer"}}
+	for _, tt := range []struct {
+		body string
+		ok   bool
+	}{{`[]`, false}, {`[1]`, true}, {`[1,2]`, true}, {`[1,2,3]`, false}} {
+		if probs := d.ValidateJSON(schema, []byte(tt.body)); (len(probs) == 0) != tt.ok {
+			t.Errorf("ValidateJSON(%s) = %v, want ok=%v", tt.body, probs, tt.ok)
+		}
+	}
+}

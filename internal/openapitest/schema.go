@@ -20,6 +20,7 @@ var schemaKeywords = map[string]bool{
 	"$ref": true, "allOf": true, "type": true, "properties": true, "required": true,
 	"additionalProperties": true, "items": true, "enum": true, "format": true,
 	"minLength": true, "maxLength": true, "pattern": true, "minimum": true, "maximum": true,
+	"minItems": true, "maxItems": true,
 	// Annotations only.
 	"description": true, "title": true, "example": true, "examples": true, "deprecated": true,
 	"readOnly": true, "writeOnly": true, "default": true,
@@ -115,6 +116,12 @@ func (d *Doc) validate(schema any, v any, at string, strict bool, depth int) []s
 			add("got %v, want at most %v", v, max)
 		}
 	case []any:
+		if min, ok := number(s["minItems"]); ok && float64(len(v)) < min {
+			add("got %d items, want at least %v", len(v), min)
+		}
+		if max, ok := number(s["maxItems"]); ok && float64(len(v)) > max {
+			add("got %d items, want at most %v", len(v), max)
+		}
 		if items, ok := s["items"]; ok {
 			for i, e := range v {
 				probs = append(probs, d.validate(items, e, fmt.Sprintf("%s[%d]", at, i), true, depth+1)...)
@@ -401,6 +408,11 @@ func (d *Doc) compareType(p any, t reflect.Type, byType map[reflect.Type]string,
 			return []string{err.Error()}
 		}
 		return d.compareType(target, t, byType, depth+1)
+	}
+	if t.Kind() == reflect.Pointer {
+		// encoding/json sends what the pointer points to, or null when it
+		// is nil; a nil pointer field is omitempty in every livecell type.
+		return d.compareType(p, t.Elem(), byType, depth+1)
 	}
 	got := stringList(pm["type"])
 	want := func(ty string) []string {
