@@ -70,6 +70,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 60s).
 bench: ## Run the Go benchmarks (see docs/benchmarks.md for recorded figures).
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
 
+.PHONY: bench-store
+bench-store: ## Webhook → push latency (p50/p99) and purchases/s on PostgreSQL + RabbitMQ (LIVECELL_TEST_DATABASE_URL, LIVECELL_TEST_AMQP_URL).
+	$(GO) test -run='^$$' -bench='^BenchmarkWebhookToPush$$' -benchtime=400x ./cell/
+
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf bin

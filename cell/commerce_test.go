@@ -399,7 +399,7 @@ func republish(t *testing.T, amqpURL, prefix string, pool *pgxpool.Pool) {
 	}
 }
 
-func deleteTopology(t *testing.T, amqpURL, prefix string) {
+func deleteTopology(t testing.TB, amqpURL, prefix string) {
 	conn, err := amqp.Dial(amqpURL)
 	if err != nil {
 		t.Logf("cleanup: %v", err)
