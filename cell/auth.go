@@ -24,6 +24,7 @@ type authenticator struct {
 	cell        string
 	failoverFor []string // cells whose players this cell takes on failover
 	verify      *token.Verifier
+	policy      sessionPolicy // the control plane's orders (orders.go); nil without one
 }
 
 var _ gateway.Authenticator = (*authenticator)(nil)
@@ -44,7 +45,14 @@ func (a *authenticator) Authenticate(ctx context.Context, h protocol.Hello) (gat
 	if err != nil {
 		return gateway.Identity{}, err
 	}
-	if claims.Cell != "" && claims.Cell != a.cell && !slices.Contains(a.failoverFor, claims.Cell) {
+	admitted := false
+	if a.policy != nil {
+		if err := a.policy.Refuse(claims.Subject); err != nil {
+			return gateway.Identity{}, err
+		}
+		admitted = a.policy.Admits(claims.Subject)
+	}
+	if claims.Cell != "" && claims.Cell != a.cell && !slices.Contains(a.failoverFor, claims.Cell) && !admitted {
 		return gateway.Identity{}, apierr.New(apierr.PermissionDenied, "player is homed to cell %s", claims.Cell)
 	}
 	return gateway.Identity{PlayerID: claims.Subject, HomeCell: claims.Cell, ExpiresAt: claims.ExpiresAt}, nil

@@ -27,6 +27,7 @@ import (
 	"github.com/livecell/livecell/cell/accounts/platform"
 	"github.com/livecell/livecell/cell/cellapi"
 	"github.com/livecell/livecell/gateway"
+	"github.com/livecell/livecell/global/agent"
 	"github.com/livecell/livecell/internal/buildinfo"
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/httpapi"
@@ -107,6 +108,11 @@ type Deps struct {
 	Directory     homeWriter
 	Tracer        trace.TracerProvider
 
+	// Control is the control plane, whose orders (drains, redirect markers
+	// of rehomed players, overrides) a process holding sessions follows;
+	// nil: none.
+	Control controlOrders
+
 	// Steam and Epic verify platform sign-ins (steam.Verifier,
 	// epic.Verifier). A nil one turns that platform off on this cell.
 	Steam platformVerifier
@@ -135,6 +141,7 @@ type Cell struct {
 	accounts *accounts.Service
 	commerce *commerce
 	gw       *gateway.Gateway
+	agent    *agent.Agent // nil without a control plane or a gateway
 
 	apiLn  net.Listener
 	apiSrv *http.Server
@@ -241,10 +248,11 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		if c.signer != nil {
 			resume = resumeIssuer{c.signer}
 		}
+		auth := &authenticator{cell: cfg.Cell.ID, failoverFor: failoverSources(cfg.Cells, cfg.Cell.ID), verify: c.verifier}
 		gw, err := gateway.New(gcfg, gateway.Deps{
 			Logger:   c.log.With("service", ServiceGateway),
 			Metrics:  metrics,
-			Auth:     &authenticator{cell: cfg.Cell.ID, failoverFor: failoverSources(cfg.Cells, cfg.Cell.ID), verify: c.verifier},
+			Auth:     auth,
 			Resume:   resume,
 			Handlers: handlers,
 		})
@@ -252,6 +260,9 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 			return nil, fmt.Errorf("cell: %w", err)
 		}
 		c.gw = gw
+		if err := c.newAgent(deps.Control, auth, metrics); err != nil {
+			return nil, err
+		}
 	}
 
 	c.apiSrv = &http.Server{
@@ -333,7 +344,7 @@ func (c *Cell) Status() cellapi.Status {
 	st := cellapi.Status{
 		Cell:     c.cfg.Cell.ID,
 		Region:   c.cfg.Cell.Region,
-		State:    string(c.cfg.Cell.State),
+		State:    c.reportedState(),
 		Healthy:  true,
 		Capacity: c.cfg.Cell.Capacity,
 		Version:  buildinfo.Get().Version,
@@ -364,6 +375,12 @@ func (c *Cell) Start(ctx context.Context) error {
 		return fmt.Errorf("cell %s: api listen: %w", c.cfg.Cell.ID, err)
 	}
 	c.apiLn = ln
+	// The agent's first poll comes before the first session: a restarted
+	// cell refuses rehomed players from the start.
+	if err := c.startAgent(ctx); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("cell %s: %w", c.cfg.Cell.ID, err)
+	}
 	if c.gw != nil {
 		if err := c.gw.Start(ctx); err != nil {
 			_ = ln.Close()
@@ -414,6 +431,7 @@ func (c *Cell) Drain(ctx context.Context, reason string) error {
 
 // Stop closes the gateway and the API server.
 func (c *Cell) Stop(ctx context.Context) error {
+	agentErr := c.stopAgent(ctx)
 	// Events not yet relayed stay in the outbox for the next process.
 	errs := []error{c.commerce.close()}
 	if c.gw != nil {
@@ -424,7 +442,7 @@ func (c *Cell) Stop(ctx context.Context) error {
 		<-c.done
 	}
 	c.mu.Lock()
-	errs = append(errs, c.serveErr)
+	errs = append(errs, c.serveErr, agentErr)
 	c.mu.Unlock()
 	return errors.Join(errs...)
 }

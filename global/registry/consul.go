@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,6 +126,10 @@ type Addrs struct {
 	Gateway  string
 	API      string
 	Services map[string]string // service name → host:port, for services with their own listener
+	// Roles, when not empty, are the only roles registered: the ones this
+	// process serves. A gateway-only process must not register the cell's
+	// API, which another process serves.
+	Roles []string
 }
 
 // Registration is a set of services registered for one cell. Deregister
@@ -140,7 +145,8 @@ func (r *Registration) IDs() []string { return append([]string(nil), r.ids...) }
 // Register registers the cell's gateway (role "gateway"), API (role "api")
 // and each of its own-listener services with the agent, each with a health
 // check: TCP for the gateway, GET /v1/status for the HTTP ones. Roles whose
-// address is empty both in addrs and in cells.yaml are skipped. On error,
+// address is empty both in addrs and in cells.yaml are skipped, and so are
+// roles not in addrs.Roles when it is set. On error,
 // the services registered so far are deregistered.
 func (c *Consul) Register(ctx context.Context, cell config.Cell, addrs Addrs) (*Registration, error) {
 	type role struct{ name, addr string }
@@ -160,7 +166,7 @@ func (c *Consul) Register(ctx context.Context, cell config.Cell, addrs Addrs) (*
 	}
 	reg := &Registration{consul: c}
 	for _, r := range roles {
-		if r.addr == "" {
+		if r.addr == "" || len(addrs.Roles) > 0 && !slices.Contains(addrs.Roles, r.name) {
 			continue
 		}
 		sr, err := c.registration(cell, r.name, r.addr)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livecell/livecell/global/registry/consultest"
 	"github.com/livecell/livecell/internal/config"
 )
 
@@ -45,8 +46,8 @@ func cells(t *testing.T) *config.Cells {
 }
 
 // fastConsul is a ConsulConfig for the fake with short waits.
-func fastConsul(f *fakeConsul) ConsulConfig {
-	return ConsulConfig{Address: f.addr(), Token: "s3cret", WaitTime: 2 * time.Second, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}
+func fastConsul(f *consultest.Server) ConsulConfig {
+	return ConsulConfig{Address: f.Addr(), Token: "s3cret", WaitTime: 2 * time.Second, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}
 }
 
 func addrs(in []Instance) []string {
@@ -97,7 +98,7 @@ func TestWithoutConsulServesCellsYAML(t *testing.T) {
 // sends: the service definitions (golden files), the token header, the
 // replace-existing-checks flag, and the deregistrations on stop.
 func TestRegisterSendsDocumentedJSON(t *testing.T) {
-	f := newFakeConsul(t)
+	f := consultest.New(t)
 	r, err := New(Config{Cells: cells(t), Consul: fastConsul(f)}, Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +118,7 @@ func TestRegisterSendsDocumentedJSON(t *testing.T) {
 	if got := reg.IDs(); !slices.Equal(got, wantIDs) {
 		t.Fatalf("IDs() = %q, want %q", got, wantIDs)
 	}
-	puts := f.reqs("PUT", "/v1/agent/service/register")
+	puts := f.Requests("PUT", "/v1/agent/service/register")
 	if len(puts) != 3 {
 		t.Fatalf("register requests = %d, want 3", len(puts))
 	}
@@ -136,13 +137,13 @@ func TestRegisterSendsDocumentedJSON(t *testing.T) {
 		t.Fatalf("Deregister: %v", err)
 	}
 	var got []string
-	for _, d := range f.reqs("PUT", "/v1/agent/service/deregister/") {
+	for _, d := range f.Requests("PUT", "/v1/agent/service/deregister/") {
 		got = append(got, strings.TrimPrefix(d.Path, "/v1/agent/service/deregister/"))
 	}
 	if !slices.Equal(got, wantIDs) {
 		t.Errorf("deregistered %q, want %q", got, wantIDs)
 	}
-	if left := f.ids(); len(left) != 0 {
+	if left := f.IDs(); len(left) != 0 {
 		t.Errorf("services left in Consul after Deregister: %q", left)
 	}
 	if err := reg.Deregister(ctx); err != nil {
@@ -172,27 +173,47 @@ func golden(t *testing.T, path, body string) {
 	}
 }
 
+// TestRegisterOnlyRolesServed: a gateway-only process registers its
+// gateway, never the cell's API, which another process serves.
+func TestRegisterOnlyRolesServed(t *testing.T) {
+	f := consultest.New(t)
+	r, err := New(Config{Cells: cells(t), Consul: fastConsul(f)}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := r.Register(context.Background(), "eu-west", Addrs{Gateway: "10.0.0.5:5110", API: "127.0.0.1:39001", Roles: []string{RoleGateway}})
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	if got, want := reg.IDs(), []string{"livecell-gateway-eu-west-10.0.0.5-5110"}; !slices.Equal(got, want) {
+		t.Errorf("IDs() = %q, want %q", got, want)
+	}
+	if got := f.IDs(); len(got) != 1 {
+		t.Errorf("services in Consul: %q, want the gateway only", got)
+	}
+}
+
 func TestRegisterRollsBackOnFailure(t *testing.T) {
-	f := newFakeConsul(t)
+	f := consultest.New(t)
 	r, err := New(Config{Cells: cells(t), Consul: fastConsul(f)}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	// The agent accepts the gateway, then refuses the api.
-	f.failAfter("/v1/agent/service/register", 1, 500)
+	f.FailAfter("/v1/agent/service/register", 1, 500)
 	_, err = r.Register(ctx, "us-east", Addrs{})
 	if err == nil || !strings.Contains(err.Error(), "livecell-api-us-east-127.0.0.1-4121") {
 		t.Fatalf("Register with a failing agent: err = %v, want one naming the api service", err)
 	}
 	var got []string
-	for _, d := range f.reqs("PUT", "/v1/agent/service/deregister/") {
+	for _, d := range f.Requests("PUT", "/v1/agent/service/deregister/") {
 		got = append(got, strings.TrimPrefix(d.Path, "/v1/agent/service/deregister/"))
 	}
 	if want := []string{"livecell-gateway-us-east-127.0.0.1-4120"}; !slices.Equal(got, want) {
 		t.Errorf("rolled back %q, want %q", got, want)
 	}
-	if left := f.ids(); len(left) != 0 {
+	if left := f.IDs(); len(left) != 0 {
 		t.Errorf("services left after a failed Register: %q, want none", left)
 	}
 	if _, err := r.Register(ctx, "mars", Addrs{}); err == nil {
@@ -237,7 +258,7 @@ func waitFor(t *testing.T, r *Registry, what string, cond func(*Snapshot) bool) 
 // TestDiscoveryFollowsConsul: discovery reads passing instances only, and
 // follows the fake's answer as it changes, through blocking queries.
 func TestDiscoveryFollowsConsul(t *testing.T) {
-	f := newFakeConsul(t)
+	f := consultest.New(t)
 	c := cells(t)
 	r, err := New(Config{Cells: c, Consul: fastConsul(f)}, Deps{})
 	if err != nil {
@@ -249,11 +270,11 @@ func TestDiscoveryFollowsConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second gateway instance of eu-west, registered by another agent.
-	f.add(fakeService{ID: "livecell-gateway-eu-west-10.0.0.6-5110", Name: "livecell-gateway", Address: "10.0.0.6", Port: 5110,
-		Tags: []string{"eu-west"}, Meta: map[string]string{"cell": "eu-west"}, status: "passing"})
+	f.Add(consultest.Service{ID: "livecell-gateway-eu-west-10.0.0.6-5110", Name: "livecell-gateway", Address: "10.0.0.6", Port: 5110,
+		Tags: []string{"eu-west"}, Meta: map[string]string{"cell": "eu-west"}, Status: "passing"})
 	// An instance of a cell cells.yaml does not have, and one not from livecell.
-	f.add(fakeService{ID: "gw-mars", Name: "livecell-gateway", Address: "10.0.0.7", Port: 1, Meta: map[string]string{"cell": "mars"}, status: "passing"})
-	f.add(fakeService{ID: "gw-other", Name: "livecell-gateway", Address: "10.0.0.8", Port: 1, status: "passing"})
+	f.Add(consultest.Service{ID: "gw-mars", Name: "livecell-gateway", Address: "10.0.0.7", Port: 1, Meta: map[string]string{"cell": "mars"}, Status: "passing"})
+	f.Add(consultest.Service{ID: "gw-other", Name: "livecell-gateway", Address: "10.0.0.8", Port: 1, Status: "passing"})
 
 	if err := r.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -272,14 +293,14 @@ func TestDiscoveryFollowsConsul(t *testing.T) {
 		t.Fatalf("Discovered(gateway, store) = %v, %v; want true after Start", s.Discovered(RoleGateway), s.Discovered("store"))
 	}
 
-	f.setStatus("livecell-gateway-eu-west-10.0.0.5-5110", "passing")
+	f.SetStatus("livecell-gateway-eu-west-10.0.0.5-5110", "passing")
 	s = waitFor(t, r, "both eu-west gateways passing", func(s *Snapshot) bool { return len(s.Instances("eu-west", RoleGateway)) == 2 })
 	if got, want := addrs(s.Instances("eu-west", RoleGateway)), []string{"consul 10.0.0.5:5110", "consul 10.0.0.6:5110"}; !slices.Equal(got, want) {
 		t.Fatalf("gateway instances = %q, want %q (sorted by id)", got, want)
 	}
 
-	f.setStatus("livecell-api-eu-west-10.0.0.5-5111", "passing")
-	f.setStatus("livecell-store-eu-west-127.0.0.1-4112", "passing")
+	f.SetStatus("livecell-api-eu-west-10.0.0.5-5111", "passing")
+	f.SetStatus("livecell-store-eu-west-127.0.0.1-4112", "passing")
 	s = waitFor(t, r, "eu-west api and store passing", func(s *Snapshot) bool {
 		return len(s.Instances("eu-west", RoleAPI)) == 1 && len(s.Instances("eu-west", "store")) == 1
 	})
@@ -313,7 +334,7 @@ func TestDiscoveryFollowsConsul(t *testing.T) {
 
 	// A check going critical removes the instance.
 	v := r.Snapshot().Version()
-	f.setStatus("livecell-gateway-eu-west-10.0.0.6-5110", "critical")
+	f.SetStatus("livecell-gateway-eu-west-10.0.0.6-5110", "critical")
 	s = waitFor(t, r, "10.0.0.6 gone", func(s *Snapshot) bool { return len(s.Instances("eu-west", RoleGateway)) == 1 })
 	if s.Version() <= v {
 		t.Errorf("version %d after a change, want > %d", s.Version(), v)
@@ -321,7 +342,7 @@ func TestDiscoveryFollowsConsul(t *testing.T) {
 
 	// The watchers used blocking queries: passing=1, an index, a wait.
 	blocking := 0
-	for _, q := range f.reqs("GET", "/v1/health/service/livecell-gateway") {
+	for _, q := range f.Requests("GET", "/v1/health/service/livecell-gateway") {
 		if q.Query["passing"] != "1" {
 			t.Errorf("health query %v lacks passing=1", q.Query)
 		}
@@ -330,7 +351,7 @@ func TestDiscoveryFollowsConsul(t *testing.T) {
 		}
 	}
 	if blocking == 0 {
-		t.Errorf("no blocking query (index=N, wait=2000ms) among %d health queries", len(f.reqs("GET", "/v1/health/service/livecell-gateway")))
+		t.Errorf("no blocking query (index=N, wait=2000ms) among %d health queries", len(f.Requests("GET", "/v1/health/service/livecell-gateway")))
 	}
 
 	// Deregistering on stop empties discovery.
@@ -345,8 +366,8 @@ func TestDiscoveryFollowsConsul(t *testing.T) {
 // TestWatchResetsIndexGoingBackwards: after a Consul restart the index can
 // go backwards; Consul's documentation says to start over from 0.
 func TestWatchResetsIndexGoingBackwards(t *testing.T) {
-	f := newFakeConsul(t)
-	f.setIndex(500)
+	f := consultest.New(t)
+	f.SetIndex(500)
 	cc := fastConsul(f)
 	// A watcher whose query arrives after the drop waits out WaitTime (as
 	// with Consul, which holds a query until the index passes the one
@@ -360,17 +381,17 @@ func TestWatchResetsIndexGoingBackwards(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	f.setIndex(3) // releases the blocked queries with a smaller index
+	f.SetIndex(3) // releases the blocked queries with a smaller index
 	deadline := time.Now().Add(5 * time.Second)
-	for !slices.ContainsFunc(f.reqs("GET", "/v1/health/service/livecell-api"), func(q fakeRequest) bool { return q.Query["index"] == "3" }) {
+	for !slices.ContainsFunc(f.Requests("GET", "/v1/health/service/livecell-api"), func(q consultest.Request) bool { return q.Query["index"] == "3" }) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after the index went from 500 to 3, no query waited on index 3: %+v", f.reqs("GET", "/v1/health/service/livecell-api"))
+			t.Fatalf("after the index went from 500 to 3, no query waited on index 3: %+v", f.Requests("GET", "/v1/health/service/livecell-api"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The sequence must be …500, then a query from scratch, then 3.
 	var seq []string
-	for _, q := range f.reqs("GET", "/v1/health/service/livecell-api") {
+	for _, q := range f.Requests("GET", "/v1/health/service/livecell-api") {
 		seq = append(seq, q.Query["index"])
 	}
 	i500 := slices.Index(seq, "500")
@@ -384,9 +405,9 @@ func TestWatchResetsIndexGoingBackwards(t *testing.T) {
 // cells.yaml in charge; once it answers, discovery takes over; when it
 // fails again, the last answer is kept.
 func TestConsulDownKeepsServing(t *testing.T) {
-	f := newFakeConsul(t)
-	f.add(fakeService{ID: "gw", Name: "livecell-gateway", Address: "10.0.0.5", Port: 5110, Meta: map[string]string{"cell": "us-east"}, status: "passing"})
-	f.fail("/v1/health/service/livecell-gateway", 500)
+	f := consultest.New(t)
+	f.Add(consultest.Service{ID: "gw", Name: "livecell-gateway", Address: "10.0.0.5", Port: 5110, Meta: map[string]string{"cell": "us-east"}, Status: "passing"})
+	f.Fail("/v1/health/service/livecell-gateway", 500)
 	r, err := New(Config{Cells: cells(t), Consul: fastConsul(f)}, Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -400,13 +421,13 @@ func TestConsulDownKeepsServing(t *testing.T) {
 	if got, want := addrs(s.Instances("us-east", RoleGateway)), []string{"consul 10.0.0.5:5110"}; !slices.Equal(got, want) {
 		t.Fatalf("us-east gateway = %q, want %q", got, want)
 	}
-	if n := len(f.reqs("GET", "/v1/health/service/livecell-gateway")); n < 2 {
+	if n := len(f.Requests("GET", "/v1/health/service/livecell-gateway")); n < 2 {
 		t.Errorf("gateway health queries = %d, want a failed one then a retry", n)
 	}
-	f.fail("/v1/health/service/livecell-gateway", 500)
-	f.setIndex(99) // release the blocked watcher into the failure
+	f.Fail("/v1/health/service/livecell-gateway", 500)
+	f.SetIndex(99) // release the blocked watcher into the failure
 	deadline := time.Now().Add(5 * time.Second)
-	for f.pendingFailures() > 0 {
+	for f.PendingFailures() > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the watcher never made the failing query")
 		}
@@ -418,7 +439,7 @@ func TestConsulDownKeepsServing(t *testing.T) {
 }
 
 func TestSetCellsKeepsDiscoveryAndWatchesNewServices(t *testing.T) {
-	f := newFakeConsul(t)
+	f := consultest.New(t)
 	r, err := New(Config{Cells: cells(t), Consul: fastConsul(f)}, Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +457,7 @@ func TestSetCellsKeepsDiscoveryAndWatchesNewServices(t *testing.T) {
 	if s := waitChange(t, r, v, "SetCells"); s.File() != next {
 		t.Fatalf("snapshot file after SetCells is not the new cells.yaml")
 	}
-	f.add(fakeService{ID: "inv", Name: "livecell-inventory", Address: "10.0.0.9", Port: 4113, Meta: map[string]string{"cell": "eu-west"}, status: "passing"})
+	f.Add(consultest.Service{ID: "inv", Name: "livecell-inventory", Address: "10.0.0.9", Port: 4113, Meta: map[string]string{"cell": "eu-west"}, Status: "passing"})
 	s := waitFor(t, r, "inventory discovered", func(s *Snapshot) bool {
 		return s.Discovered("inventory") && len(s.Instances("eu-west", "inventory")) == 1
 	})
@@ -446,7 +467,7 @@ func TestSetCellsKeepsDiscoveryAndWatchesNewServices(t *testing.T) {
 }
 
 func TestRestartWatchesAgain(t *testing.T) {
-	f := newFakeConsul(t)
+	f := consultest.New(t)
 	r, err := New(Config{Cells: cells(t), Consul: fastConsul(f)}, Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -465,6 +486,6 @@ func TestRestartWatchesAgain(t *testing.T) {
 		t.Fatalf("Start after Stop: %v", err)
 	}
 	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	f.add(fakeService{ID: "gw", Name: "livecell-gateway", Address: "10.0.0.5", Port: 5110, Meta: map[string]string{"cell": "us-east"}, status: "passing"})
+	f.Add(consultest.Service{ID: "gw", Name: "livecell-gateway", Address: "10.0.0.5", Port: 5110, Meta: map[string]string{"cell": "us-east"}, Status: "passing"})
 	waitFor(t, r, "a change seen after a restart", func(s *Snapshot) bool { return len(s.Instances("us-east", RoleGateway)) == 1 })
 }

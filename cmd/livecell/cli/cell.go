@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -10,6 +12,9 @@ import (
 
 	"github.com/livecell/livecell/cell"
 	"github.com/livecell/livecell/cell/accounts"
+	"github.com/livecell/livecell/global/control"
+	"github.com/livecell/livecell/global/registry"
+	"github.com/livecell/livecell/internal/config"
 )
 
 // loginLimitFlags configure the accounts service's sign-in rate limits.
@@ -70,7 +75,14 @@ forwarded to the cell's HTTP API with a server credential. On SIGTERM the
 gateway stops accepting, tells every player to reconnect elsewhere and closes
 the remaining sessions after --drain-grace. Catalog, inventory and store keep
 their data in --database (or embedded stores); split across processes they
-need the cell's RabbitMQ (--amqp-url).` + platformHelp + storeHelp,
+need the cell's RabbitMQ (--amqp-url).
+
+With --control, the cell records new players' homes at the control plane and
+follows its orders: drains (refuse new sessions, move players to the
+failover cell in batches), rehomes (send a moved player's session to the new
+cell, answer later ones with player_moved) and the override table. With
+CONSUL_HTTP_ADDR set it registers its gateway and API in Consul with health
+checks at start, and deregisters before draining on SIGTERM.` + platformHelp + storeHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCell(cmd.Context(), g, f) },
 	}
@@ -147,6 +159,11 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 		Logger: log, Keys: keys, ServerToken: env("LIVECELL_SERVER_TOKEN", ""),
 		AccountsStore: st.accounts, Directory: st.directory, Tracer: p.tp, Commerce: st.commerce(cl.ID),
 	}
+	if f.control != "" {
+		// Drains, redirect markers and overrides: the control plane's
+		// orders, polled by the processes that hold sessions.
+		deps.Control = &control.Client{BaseURL: f.control, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	}
 	if slices.Contains(services, cell.ServiceAccounts) {
 		if err := platformVerifiers(ctx, log, &deps); err != nil {
 			return err
@@ -159,13 +176,50 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 	if err := c.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("cell up", "cell", cl.ID, "services", services, "api", c.APIAddr(), "gateway", c.GatewayAddr())
+	reg, err := registerInConsul(ctx, cl, c, services)
+	if err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, c.Stop(stopCtx))
+	}
+	log.Info("cell up", "cell", cl.ID, "services", services, "api", c.APIAddr(), "gateway", c.GatewayAddr(), "consul", reg != nil)
 	<-ctx.Done()
-	log.Info("draining", "grace", f.drainGrace)
 	stopCtx, cancel := context.WithTimeout(context.Background(), f.drainGrace+10*time.Second)
 	defer cancel()
+	if reg != nil {
+		// Out of discovery first, so that nothing new is sent here while
+		// the players leave.
+		if err := reg.Deregister(stopCtx); err != nil {
+			log.Warn("consul deregister", "error", err)
+		}
+	}
+	log.Info("draining", "grace", f.drainGrace)
 	if err := c.Drain(stopCtx, "shutdown"); err != nil {
 		log.Warn("drain", "error", err)
 	}
 	return c.Stop(stopCtx)
+}
+
+// registerInConsul registers, when CONSUL_HTTP_ADDR is set, the roles this
+// process serves (its gateway; the cell's API when it runs a service
+// behind it) at the addresses it bound, with health checks. It returns nil
+// without Consul. A Consul agent that refuses is an error: an operator who
+// configured Consul expects the cell in it.
+func registerInConsul(ctx context.Context, cl config.Cell, c *cell.Cell, services []string) (*registry.Registration, error) {
+	cfg := consulFromEnv()
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	consul, err := registry.NewConsul(cfg)
+	if err != nil {
+		return nil, err
+	}
+	addrs := registry.Addrs{Gateway: c.GatewayAddr(), API: c.APIAddr()}
+	if addrs.Gateway != "" {
+		addrs.Roles = append(addrs.Roles, registry.RoleGateway)
+	}
+	if slices.ContainsFunc(services, func(s string) bool { return s != cell.ServiceGateway }) {
+		addrs.Roles = append(addrs.Roles, registry.RoleAPI)
+	}
+	return consul.Register(ctx, cl, addrs)
 }

@@ -1,4 +1,9 @@
-package registry
+// Package consultest is a local HTTP server that speaks the part of
+// Consul's HTTP API livecell uses, as Consul documents it. No Consul server
+// can be installed on the machines livecell is built on, so every test of
+// the Consul code path (registration, deregistration, discovery by blocking
+// queries) runs the real hashicorp/consul/api client against this fake.
+package consultest
 
 import (
 	"encoding/json"
@@ -14,7 +19,7 @@ import (
 	"time"
 )
 
-// fakeConsul serves the part of Consul's HTTP API the registry uses, as
+// Server serves the part of Consul's HTTP API the registry uses, as
 // Consul documents it (no Consul server can be installed here):
 //
 //	PUT /v1/agent/service/register           body: the service definition
@@ -25,41 +30,44 @@ import (
 //	    result changes or wait passes (a blocking query).
 //
 // A registered service's checks start critical, as in Consul; the test
-// marks them passing with setStatus.
-type fakeConsul struct {
-	t   *testing.T
+// marks them passing with SetStatus.
+type Server struct {
+	t   testing.TB
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	index    uint64
 	changed  chan struct{} // closed on every change
-	services map[string]*fakeService
+	services map[string]*Service
 	order    []string // ids in registration order
-	requests []fakeRequest
+	requests []Request
 	failures map[string]*failRule // path prefix → how to fail
 }
 
 // failRule fails one request with code after skip matching ones succeed.
 type failRule struct{ skip, code int }
 
-type fakeService struct {
+// Service is one registered service as the fake holds it.
+type Service struct {
 	ID, Name, Address string
 	Port              int
 	Tags              []string
 	Meta              map[string]string
-	status            string // of its checks: passing, warning, critical
+	Status            string `json:"-"` // of its checks: passing, warning, critical
 }
 
-type fakeRequest struct {
+// Request is one request the fake received.
+type Request struct {
 	Method, Path string
 	Query        map[string]string
 	Token        string
 	Body         string
 }
 
-func newFakeConsul(t *testing.T) *fakeConsul {
+// New starts a fake Consul agent for the test's lifetime.
+func New(t testing.TB) *Server {
 	t.Helper()
-	f := &fakeConsul{t: t, index: 10, changed: make(chan struct{}), services: map[string]*fakeService{}, failures: map[string]*failRule{}}
+	f := &Server{t: t, index: 10, changed: make(chan struct{}), services: map[string]*Service{}, failures: map[string]*failRule{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(func() {
 		f.mu.Lock()
@@ -71,23 +79,24 @@ func newFakeConsul(t *testing.T) *fakeConsul {
 	return f
 }
 
-func (f *fakeConsul) addr() string { return f.srv.Listener.Addr().String() }
+// Addr is the fake's host:port, for CONSUL_HTTP_ADDR.
+func (f *Server) Addr() string { return f.srv.Listener.Addr().String() }
 
 // bumpLocked records a change: a new index, and blocked queries return.
-func (f *fakeConsul) bumpLocked() {
+func (f *Server) bumpLocked() {
 	f.index++
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
 
-func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	q := map[string]string{}
 	for k, v := range r.URL.Query() {
 		q[k] = v[0]
 	}
 	f.mu.Lock()
-	f.requests = append(f.requests, fakeRequest{Method: r.Method, Path: r.URL.Path, Query: q, Token: r.Header.Get("X-Consul-Token"), Body: string(body)})
+	f.requests = append(f.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q, Token: r.Header.Get("X-Consul-Token"), Body: string(body)})
 	for prefix, rule := range f.failures {
 		if !strings.HasPrefix(r.URL.Path, prefix) {
 			continue
@@ -105,7 +114,7 @@ func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case r.Method == http.MethodPut && r.URL.Path == "/v1/agent/service/register":
-		var s fakeService
+		var s Service
 		if err := json.Unmarshal(body, &s); err != nil || s.Name == "" {
 			http.Error(w, "Request decode failed", http.StatusBadRequest)
 			return
@@ -113,7 +122,7 @@ func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 		if s.ID == "" {
 			s.ID = s.Name
 		}
-		s.status = "critical"
+		s.Status = "critical"
 		f.mu.Lock()
 		if _, ok := f.services[s.ID]; !ok {
 			f.order = append(f.order, s.ID)
@@ -140,7 +149,7 @@ func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeConsul) health(w http.ResponseWriter, r *http.Request, name string) {
+func (f *Server) health(w http.ResponseWriter, r *http.Request, name string) {
 	q := r.URL.Query()
 	wait := 5 * time.Minute
 	if s := q.Get("wait"); s != "" {
@@ -173,7 +182,7 @@ func (f *fakeConsul) health(w http.ResponseWriter, r *http.Request, name string)
 	var out []map[string]any
 	for _, id := range f.order {
 		s, ok := f.services[id]
-		if !ok || s.Name != name || (q.Get("passing") != "" && s.status != "passing") {
+		if !ok || s.Name != name || (q.Get("passing") != "" && s.Status != "passing") {
 			continue
 		}
 		out = append(out, map[string]any{
@@ -184,7 +193,7 @@ func (f *fakeConsul) health(w http.ResponseWriter, r *http.Request, name string)
 			},
 			"Checks": []map[string]any{
 				{"Node": "node-1", "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing"},
-				{"Node": "node-1", "CheckID": "service:" + s.ID, "Name": "service check", "Status": s.status, "ServiceID": s.ID, "ServiceName": s.Name},
+				{"Node": "node-1", "CheckID": "service:" + s.ID, "Name": "service check", "Status": s.Status, "ServiceID": s.ID, "ServiceName": s.Name},
 			},
 		})
 	}
@@ -200,20 +209,20 @@ func (f *fakeConsul) health(w http.ResponseWriter, r *http.Request, name string)
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-// setStatus sets the check status of service id and bumps the index.
-func (f *fakeConsul) setStatus(id, status string) {
+// SetStatus sets the check status of service id and bumps the index.
+func (f *Server) SetStatus(id, status string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.services[id]
 	if !ok {
 		f.t.Fatalf("fake consul: no service %q", id)
 	}
-	s.status = status
+	s.Status = status
 	f.bumpLocked()
 }
 
-// add registers a service directly, as another agent of the cluster would.
-func (f *fakeConsul) add(s fakeService) {
+// Add registers a service directly, as another agent of the cluster would.
+func (f *Server) Add(s Service) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.services[s.ID]; !ok {
@@ -223,8 +232,8 @@ func (f *fakeConsul) add(s fakeService) {
 	f.bumpLocked()
 }
 
-// setIndex forces the index, as a Consul restart or snapshot restore can.
-func (f *fakeConsul) setIndex(i uint64) {
+// SetIndex forces the index, as a Consul restart or snapshot restore can.
+func (f *Server) SetIndex(i uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.index = i
@@ -232,27 +241,28 @@ func (f *fakeConsul) setIndex(i uint64) {
 	f.changed = make(chan struct{})
 }
 
-// fail makes the next request under pathPrefix fail with code.
-func (f *fakeConsul) fail(pathPrefix string, code int) { f.failAfter(pathPrefix, 0, code) }
+// Fail makes the next request under pathPrefix fail with code.
+func (f *Server) Fail(pathPrefix string, code int) { f.FailAfter(pathPrefix, 0, code) }
 
-// failAfter lets skip requests under pathPrefix through, then fails one.
-func (f *fakeConsul) failAfter(pathPrefix string, skip, code int) {
+// FailAfter lets skip requests under pathPrefix through, then fails one.
+func (f *Server) FailAfter(pathPrefix string, skip, code int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failures[pathPrefix] = &failRule{skip: skip, code: code}
 }
 
-// pendingFailures counts failures set up and not yet served.
-func (f *fakeConsul) pendingFailures() int {
+// PendingFailures counts failures set up and not yet served.
+func (f *Server) PendingFailures() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.failures)
 }
 
-func (f *fakeConsul) reqs(method, pathPrefix string) []fakeRequest {
+// Requests returns the requests received with method under pathPrefix, in order.
+func (f *Server) Requests(method, pathPrefix string) []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []fakeRequest
+	var out []Request
 	for _, r := range f.requests {
 		if r.Method == method && strings.HasPrefix(r.Path, pathPrefix) {
 			out = append(out, r)
@@ -261,7 +271,8 @@ func (f *fakeConsul) reqs(method, pathPrefix string) []fakeRequest {
 	return out
 }
 
-func (f *fakeConsul) ids() []string {
+// IDs returns the ids of the services registered now, sorted.
+func (f *Server) IDs() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
