@@ -39,15 +39,20 @@ import (
 // b.N over the time from the first webhook to the last push. Checkout is
 // outside the measurement (a person pays in between).
 //
+// one-at-a-time sends the next webhook only after the previous push
+// arrived: the latency of the pipeline alone. webhooks-in-flight=N keeps N
+// webhooks outstanding: throughput, with latency that includes queueing.
+//
 //	LIVECELL_TEST_DATABASE_URL=… LIVECELL_TEST_AMQP_URL=… \
 //	  go test -run '^$' -bench WebhookToPush -benchtime 400x ./cell/
 func BenchmarkWebhookToPush(b *testing.B) {
+	b.Run("one-at-a-time", func(b *testing.B) { benchWebhookToPush(b, 1, true) })
 	for _, workers := range []int{1, 16} {
-		b.Run(fmt.Sprintf("webhooks-in-flight=%d", workers), func(b *testing.B) { benchWebhookToPush(b, workers) })
+		b.Run(fmt.Sprintf("webhooks-in-flight=%d", workers), func(b *testing.B) { benchWebhookToPush(b, workers, false) })
 	}
 }
 
-func benchWebhookToPush(b *testing.B, workers int) {
+func benchWebhookToPush(b *testing.B, workers int, closedLoop bool) {
 	const players = 256
 	pool := dbtest.Pool(b)
 	amqpURL := eventstest.AMQPURL(b)
@@ -94,6 +99,7 @@ func benchWebhookToPush(b *testing.B, workers int) {
 	var (
 		mu      sync.Mutex
 		arrived = map[string]time.Time{}
+		pushed  = map[string]chan struct{}{}
 		allIn   = make(chan struct{})
 		want    = b.N
 	)
@@ -117,6 +123,9 @@ func benchWebhookToPush(b *testing.B, workers int) {
 				mu.Lock()
 				if _, seen := arrived[u.PurchaseID]; !seen {
 					arrived[u.PurchaseID] = at
+					if ch, ok := pushed[u.PurchaseID]; ok {
+						close(ch)
+					}
 					if len(arrived) == want {
 						close(allIn)
 					}
@@ -141,6 +150,7 @@ func benchWebhookToPush(b *testing.B, workers int) {
 			b.Fatal(err)
 		}
 		ids[i] = p.ID
+		pushed[p.ID] = make(chan struct{})
 		payloads[i] = stripetest.Event("", "checkout.session.completed", stripetest.Session{
 			ID: p.SessionID, ClientReferenceID: p.ID, AmountTotal: 99, Currency: "usd", PaymentStatus: "paid", Status: "complete",
 			Metadata: map[string]string{store.MetaPlayer: p.PlayerID}, PaymentIntent: stripetest.ID("pi"),
@@ -170,6 +180,12 @@ func benchWebhookToPush(b *testing.B, workers int) {
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					b.Errorf("webhook %d answered %d", i, resp.StatusCode)
+				}
+				if closedLoop {
+					mu.Lock()
+					ch := pushed[ids[i]]
+					mu.Unlock()
+					<-ch
 				}
 			}
 		})
