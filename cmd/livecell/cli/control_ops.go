@@ -170,8 +170,11 @@ refused.`,
 			if err != nil {
 				return err
 			}
-			if interval%time.Millisecond != 0 {
-				return fmt.Errorf("--interval %v: whole milliseconds only", interval)
+			if batch < 1 {
+				return fmt.Errorf("--batch %d: want 1 to 10000 players", batch)
+			}
+			if interval%time.Millisecond != 0 || interval <= 0 {
+				return fmt.Errorf("--interval %v: want whole milliseconds from 10ms to 10m", interval)
 			}
 			ctx, cancel := f.context(cmd)
 			defer cancel()
