@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livecell/livecell/gateway"
+	"github.com/livecell/livecell/gateway/backbone"
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/protocol"
@@ -70,6 +71,23 @@ func failoverSources(cells *config.Cells, cellID string) []string {
 		}
 	}
 	return out
+}
+
+// edgeAuthenticator admits an edge relay's backbone link: a server
+// credential granting backbone.Scope, verified offline like every token.
+type edgeAuthenticator struct{ verify *token.Verifier }
+
+var _ backbone.Authenticator = edgeAuthenticator{}
+
+func (a edgeAuthenticator) AuthenticateEdge(_ context.Context, tok string) (string, error) {
+	claims, err := a.verify.Verify(tok, token.AudienceServer)
+	if err != nil {
+		return "", err
+	}
+	if !claims.HasScope(backbone.Scope) {
+		return "", apierr.New(apierr.PermissionDenied, "the credential of %s does not grant scope %q", claims.Subject, backbone.Scope)
+	}
+	return claims.Subject, nil
 }
 
 type resumeIssuer struct{ s *token.Signer }

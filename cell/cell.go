@@ -87,6 +87,8 @@ type Config struct {
 	// use "127.0.0.1:0"); the bound addresses are advertised.
 	APIListen     string
 	GatewayListen string
+	// BackboneListen overrides the cell's backbone address (edge links).
+	BackboneListen string
 
 	// ServerTokenTTL bounds the server credential this cell mints for its
 	// own service-to-service calls.
@@ -244,6 +246,7 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 		gcfg := cfg.Gateway
 		gcfg.CellID = cfg.Cell.ID
 		gcfg.Listen = firstNonEmpty(cfg.GatewayListen, cfg.Cell.Gateway)
+		gcfg.BackboneListen = firstNonEmpty(cfg.BackboneListen, cfg.Cell.Backbone)
 		var resume gateway.ResumeIssuer
 		if c.signer != nil {
 			resume = resumeIssuer{c.signer}
@@ -255,6 +258,7 @@ func New(cfg Config, deps Deps) (*Cell, error) {
 			Auth:     auth,
 			Resume:   resume,
 			Handlers: handlers,
+			Edges:    edgeAuthenticator{c.verifier},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cell: %w", err)
@@ -412,6 +416,15 @@ func (c *Cell) GatewayAddr() string {
 		return ""
 	}
 	return c.gw.Addr().String()
+}
+
+// BackboneAddr is where edges link to the gateway, "" when this process
+// runs no gateway or the cell has no backbone.
+func (c *Cell) BackboneAddr() string {
+	if c.gw == nil || c.gw.BackboneAddr() == nil {
+		return ""
+	}
+	return c.gw.BackboneAddr().String()
 }
 
 // Gateway returns the in-process gateway, nil when it runs elsewhere.

@@ -29,7 +29,8 @@ type bot struct {
 	access   string // access token: the fallback when resuming fails
 	resume   string // resume token from the first Welcome
 	conn     *gameclient.Conn
-	affected bool // homed to the cell the drill kills
+	affected bool   // homed to the cell the drill kills
+	via      string // the edge transport it connects through; "" straight to the gateway
 
 	mu   sync.Mutex
 	res  BotResult
@@ -48,16 +49,23 @@ type BotResult struct {
 	// a ping answered), in ms after the kill.
 	RecoveredMS   *float64 `json:"recovered_ms,omitempty"`
 	RecoveredCell string   `json:"recovered_cell,omitempty"`
-	Placement     string   `json:"placement,omitempty"` // the router's answer that worked
+	Placement     string   `json:"placement,omitempty"` // the router's answer that worked ("edge:<reason>" for edge players)
 	Resumed       bool     `json:"resumed,omitempty"`   // with the resume token, not the access token
 	Attempts      int      `json:"attempts,omitempty"`  // resolve-and-dial rounds
-	Error         string   `json:"error,omitempty"`
+	// Transport is how an edge player reaches the edge (tcp, quic, ws);
+	// empty for a player connected straight to its gateway.
+	Transport string `json:"transport,omitempty"`
+	// Interrupted counts an edge player's requests that failed with a
+	// retryable code (session_moved: in flight when its session moved).
+	Interrupted int    `json:"interrupted,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // botEnv is what bots share.
 type botEnv struct {
 	routers []string
 	http    *http.Client
+	edge    *edgeTarget // nil when the world runs no edge
 	stats   resolveStats
 }
 
@@ -95,8 +103,9 @@ func (s *resolveStats) record(res router.Resolution, err error) {
 }
 
 // register creates the bot's account at its home cell (the router places a
-// new player by hint) and connects it to the cell's gateway.
-func (e *botEnv) register(ctx context.Context, n int, home string) (*bot, error) {
+// new player by hint) and connects it to the cell's gateway, or through the
+// edge over via.
+func (e *botEnv) register(ctx context.Context, n int, home, via string) (*bot, error) {
 	res, err := e.resolve(ctx, e.routers[n%len(e.routers)], url.Values{"region_hint": {home}})
 	if err != nil {
 		return nil, fmt.Errorf("bot %d: resolve a new player for %s: %w", n, home, err)
@@ -112,7 +121,13 @@ func (e *botEnv) register(ctx context.Context, n int, home string) (*bot, error)
 	if auth.HomeCell != home {
 		return nil, fmt.Errorf("bot %d: registered at %s but homed to %s", n, home, auth.HomeCell)
 	}
-	conn, err := gameclient.Dial(ctx, res.Gateway, gameclient.Options{Token: auth.AccessToken, Client: "livecell-chaos"})
+	opts := gameclient.Options{Token: auth.AccessToken, Client: "livecell-chaos"}
+	var conn *gameclient.Conn
+	if via != "" {
+		conn, err = e.edge.dial(ctx, via, opts)
+	} else {
+		conn, err = gameclient.Dial(ctx, res.Gateway, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bot %d: connect to %s: %w", n, home, err)
 	}
@@ -120,8 +135,8 @@ func (e *botEnv) register(ctx context.Context, n int, home string) (*bot, error)
 		conn.Close()
 		return nil, fmt.Errorf("bot %d: gateway of %s welcomed it as cell %q", n, home, got)
 	}
-	b := &bot{n: n, home: home, player: auth.PlayerID, access: auth.AccessToken, resume: conn.Welcome().ResumeToken, conn: conn, last: conn}
-	b.res = BotResult{Player: b.player, Home: home}
+	b := &bot{n: n, home: home, via: via, player: auth.PlayerID, access: auth.AccessToken, resume: conn.Welcome().ResumeToken, conn: conn, last: conn}
+	b.res = BotResult{Player: b.player, Home: home, Transport: via}
 	return b, nil
 }
 

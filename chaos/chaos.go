@@ -5,10 +5,15 @@
 // processes killed with SIGKILL, and three claims checked against the
 // clock: every player of the dead cell is connected to its failover cell
 // within a bound, no player of another cell notices, and the routers answer
-// every resolve throughout. Players find their way back as a game client
-// does: on disconnect they ask the router again, which sends them to the
-// failover cell of cells.yaml once its probes have failed the dead cell, and
-// they resume their session there with the resume token of their Welcome.
+// every resolve throughout. Players connected straight to a gateway find
+// their way back as a game client does: on disconnect they ask the router
+// again, which sends them to the failover cell of cells.yaml once its probes
+// have failed the dead cell, and they resume their session there with the
+// resume token of their Welcome. Players connected through the world's
+// edge (over TCP, QUIC and WebSocket) must never see their connection
+// close: the edge moves their sessions to the failover cell and tells them
+// with a session.moved push, and only requests in flight may fail, with a
+// retryable code.
 package chaos
 
 import (
@@ -31,6 +36,7 @@ import (
 // Defaults for zero KillCellOptions fields.
 const (
 	DefaultPlayers         = 20
+	DefaultEdgePlayers     = 9
 	DefaultBound           = 15 * time.Second
 	DefaultResolveInterval = 50 * time.Millisecond
 )
@@ -40,9 +46,15 @@ type KillCellOptions struct {
 	World *world.State  // required
 	Cells *config.Cells // the world's cells.yaml; nil loads World.Config
 	Cell  string        // the cell to kill; required
-	// Players is how many bots connect, spread evenly over the running
-	// cells, so some are homed to the victim and some are not.
+	// Players is how many bots connect straight to a gateway, spread
+	// evenly over the running cells, so some are homed to the victim and
+	// some are not.
 	Players int
+	// EdgePlayers is how many more bots connect through the world's edge,
+	// spread over the cells the same way and rotating through its
+	// transports (tcp, quic, ws). 0 means DefaultEdgePlayers when the world
+	// runs an edge; negative means none.
+	EdgePlayers int
 	// Bound is how long an affected player may take, from the kill, to be
 	// connected to the failover cell.
 	Bound time.Duration
@@ -73,9 +85,22 @@ type Report struct {
 	Resumed               int `json:"resumed"` // recovered with the resume token
 	Unaffected            int `json:"unaffected"`
 	UnaffectedDisconnects int `json:"unaffected_disconnects"`
-	// EdgePlayers connected through an edge relay. Always 0 until edge/
-	// exists: every bot connects straight to a gateway.
-	EdgePlayers int `json:"edge_players"`
+	// The edge leg: players connected through the world's edge, counted
+	// apart from the others (Players, Affected, … are direct players).
+	EdgePlayers   int `json:"edge_players"`
+	EdgeAffected  int `json:"edge_affected"`
+	EdgeRecovered int `json:"edge_recovered"`
+	// EdgeDisconnects counts edge players whose own connection closed:
+	// the edge must keep every one open.
+	EdgeDisconnects int `json:"edge_disconnects"`
+	// EdgeInterrupted counts requests of edge players that failed with a
+	// retryable code (in flight when their session moved).
+	EdgeInterrupted int `json:"edge_interrupted"`
+	// EdgeTransports counts the affected edge players per transport.
+	EdgeTransports map[string]int `json:"edge_transports,omitempty"`
+	// EdgeTimeToRecover is from the kill until each affected edge player's
+	// session answered on the failover cell.
+	EdgeTimeToRecover Distribution `json:"edge_time_to_recover"`
 
 	// TimeToRecover is from the kill until each affected player was
 	// connected to the failover cell again; TimeToDetect until it saw its
@@ -175,6 +200,17 @@ func KillCell(ctx context.Context, o KillCellOptions) (*Report, error) {
 	log := o.Logger
 
 	env := &botEnv{routers: routers, http: &http.Client{Timeout: 5 * time.Second}}
+	if env.edge, err = worldEdge(o.World); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.EdgePlayers < 0:
+		o.EdgePlayers = 0
+	case env.edge == nil && o.EdgePlayers > 0:
+		return nil, fmt.Errorf("chaos: --edge-players %d, but the world runs no edge", o.EdgePlayers)
+	case env.edge != nil && o.EdgePlayers == 0:
+		o.EdgePlayers = DefaultEdgePlayers
+	}
 	bots, err := o.connectBots(ctx, env, homes)
 	defer func() {
 		for _, b := range bots {
@@ -196,6 +232,10 @@ func KillCell(ctx context.Context, o KillCellOptions) (*Report, error) {
 	var watchers sync.WaitGroup
 	for _, b := range bots {
 		b.affected = b.home == o.Cell
+		if b.via != "" {
+			watchers.Go(func() { env.watchEdge(recoverCtx, b, failover, kill, stop) })
+			continue
+		}
 		watchers.Go(func() { env.watch(recoverCtx, b, o.Cell, kill, stop) })
 	}
 	pollCtx, stopPolling := context.WithCancel(ctx)
@@ -204,7 +244,7 @@ func KillCell(ctx context.Context, o KillCellOptions) (*Report, error) {
 		pollers.Go(func() { env.poll(pollCtx, r, bots, i, o.ResolveInterval) })
 	}
 
-	rep := &Report{Drill: "kill-cell", Cell: o.Cell, FailoverCell: failover, Routers: len(routers), BoundMS: ms(o.Bound), Players: len(bots)}
+	rep := &Report{Drill: "kill-cell", Cell: o.Cell, FailoverCell: failover, Routers: len(routers), BoundMS: ms(o.Bound), Players: len(bots) - o.EdgePlayers}
 	// The kill time is published before the first signal, so that a
 	// watcher woken by the kill always finds it.
 	killAt := kill.start()
@@ -333,21 +373,27 @@ func (o *KillCellOptions) failoverCell() (string, error) {
 	return "", fmt.Errorf("chaos: cell %s has no running active failover cell (failover list %v): its players would have nowhere to go", o.Cell, victim.Failover)
 }
 
-// connectBots registers and connects o.Players bots, round-robin over
-// homes, with bounded concurrency. On error it returns the bots it has, for
-// the caller to close.
+// connectBots registers and connects o.Players direct bots and
+// o.EdgePlayers edge bots, round-robin over homes (and edge transports),
+// with bounded concurrency. On error it returns the bots it has, for the
+// caller to close.
 func (o *KillCellOptions) connectBots(ctx context.Context, env *botEnv, homes []string) ([]*bot, error) {
-	bots := make([]*bot, o.Players)
-	errs := make([]error, o.Players)
+	n := o.Players + o.EdgePlayers
+	bots := make([]*bot, n)
+	errs := make([]error, n)
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
-	for i := range o.Players {
+	for i := range n {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			bots[i], errs[i] = env.register(rctx, i, homes[i%len(homes)])
+			via := ""
+			if k := i - o.Players; k >= 0 {
+				via = edgeTransports[k%len(edgeTransports)]
+			}
+			bots[i], errs[i] = env.register(rctx, i, homes[i%len(homes)], via)
 		})
 	}
 	wg.Wait()
@@ -395,11 +441,17 @@ func allSettled(bots []*bot) bool {
 }
 
 func (rep *Report) summarise(bots []*bot, env *botEnv, failover string) {
-	var ttr, ttd []float64
+	var ttr, ttd, edgeTTR []float64
 	for _, b := range bots {
 		r := b.result()
 		r.Affected = b.affected
 		rep.Bots = append(rep.Bots, r)
+		if b.via != "" {
+			if t := rep.summariseEdge(r, failover); t != nil {
+				edgeTTR = append(edgeTTR, *t)
+			}
+			continue
+		}
 		if !b.affected {
 			rep.Unaffected++
 			if r.DisconnectedMS != nil || r.Error != "" {
@@ -431,6 +483,10 @@ func (rep *Report) summarise(bots []*bot, env *botEnv, failover string) {
 		ttr = append(ttr, *r.RecoveredMS)
 	}
 	rep.TimeToRecover, rep.TimeToDetect = distribution(ttr), distribution(ttd)
+	rep.EdgeTimeToRecover = distribution(edgeTTR)
+	if rep.EdgePlayers > 0 && rep.EdgeAffected == 0 {
+		rep.Failures = append(rep.Failures, "no edge player was homed to the killed cell: the edge leg measured nothing")
+	}
 	if rep.Affected == 0 {
 		rep.Failures = append(rep.Failures, "no player was homed to the killed cell: nothing was measured")
 	}
@@ -445,5 +501,42 @@ func (rep *Report) summarise(bots []*bot, env *botEnv, failover string) {
 	if rep.Resolves == 0 {
 		rep.Failures = append(rep.Failures, "no resolve was made during the drill: router availability was not measured")
 	}
-	rep.Notes = append(rep.Notes, "edge leg pending: edge/ is not built yet, so every player connected straight to a cell gateway")
+	if rep.EdgePlayers == 0 {
+		rep.Notes = append(rep.Notes, "no edge player: the world runs no edge, or --edge-players is negative")
+	}
+}
+
+// summariseEdge counts one edge player and returns its time to recover
+// when it recovered.
+func (rep *Report) summariseEdge(r BotResult, failover string) *float64 {
+	rep.EdgePlayers++
+	rep.EdgeInterrupted += r.Interrupted
+	if r.DisconnectedMS != nil {
+		rep.EdgeDisconnects++
+	}
+	if !r.Affected {
+		if r.Error != "" {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("unaffected edge player %s (%s, %s): %s", r.Player, r.Home, r.Transport, r.Error))
+		}
+		return nil
+	}
+	rep.EdgeAffected++
+	if rep.EdgeTransports == nil {
+		rep.EdgeTransports = map[string]int{}
+	}
+	rep.EdgeTransports[r.Transport]++
+	switch {
+	case r.Error != "":
+		rep.Failures = append(rep.Failures, fmt.Sprintf("edge player %s (%s, %s): %s", r.Player, r.Home, r.Transport, r.Error))
+		return nil
+	case r.RecoveredMS == nil:
+		rep.Failures = append(rep.Failures, fmt.Sprintf("edge player %s (%s, %s): its session was not moved within %s", r.Player, r.Home, r.Transport, time.Duration(rep.BoundMS)*time.Millisecond))
+		return nil
+	case r.RecoveredCell != failover:
+		rep.Failures = append(rep.Failures, fmt.Sprintf("edge player %s (%s, %s) moved to %s, want the failover cell %s", r.Player, r.Home, r.Transport, r.RecoveredCell, failover))
+	case *r.RecoveredMS > rep.BoundMS:
+		rep.Failures = append(rep.Failures, fmt.Sprintf("edge player %s (%s, %s) recovered after %.0f ms, bound %.0f ms", r.Player, r.Home, r.Transport, *r.RecoveredMS, rep.BoundMS))
+	}
+	rep.EdgeRecovered++
+	return r.RecoveredMS
 }

@@ -240,6 +240,20 @@ func FreePort() (string, error) {
 	return addr, nil
 }
 
+// FreeUDPPort returns a loopback UDP address that was free a moment ago,
+// for QUIC listeners; the same caveat as FreePort applies.
+func FreeUDPPort() (string, error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("world: free udp port: %w", err)
+	}
+	addr := pc.LocalAddr().String()
+	if err := pc.Close(); err != nil {
+		return "", fmt.Errorf("world: free udp port: %w", err)
+	}
+	return addr, nil
+}
+
 // Tail returns the last n lines of the file at path, for error messages.
 func Tail(path string, n int) string {
 	data, err := os.ReadFile(path)

@@ -1,6 +1,6 @@
 // Package world runs and describes the multi-process local world: the
-// control plane, the routers, every cell (and, once edge/ exists, the edge
-// relays) as separate OS processes of the livecell binary on loopback. It is
+// control plane, the routers, every cell and the edge relays as separate OS
+// processes of the livecell binary on loopback. It is
 // what chaos drills and cross-cell load tests run against, because only
 // separate processes can be killed with SIGKILL the way a machine dies.
 //
@@ -34,21 +34,21 @@ const (
 	RoleControl Role = "control" // the control plane: directory and cell health
 	RoleRouter  Role = "router"  // a global router; several run side by side
 	RoleCell    Role = "cell"    // one process of a cell (all its services)
-	// RoleEdge is an edge relay. No edge runs yet (edge/ is not built):
-	// the slot is here so that state files, drills and the load tester
-	// need no format change when it arrives. An edge's Addrs are "tcp",
-	// "quic" and "ws", as in the edges of cells.yaml.
+	// RoleEdge is an edge relay. Its Addrs are "tcp", "quic" and "ws", as
+	// in the edges of cells.yaml, and "http" (metrics, /v1/status); its
+	// Cell is the cell it is listed under (near, not part of it).
 	RoleEdge Role = "edge"
 )
 
 // Address keys used in Process.Addrs.
 const (
-	AddrHTTP    = "http"    // control, router: the HTTP API
-	AddrAPI     = "api"     // cell: the HTTP API (accounts, /v1/status)
-	AddrGateway = "gateway" // cell: the TCP gateway
-	AddrTCP     = "tcp"     // edge
-	AddrQUIC    = "quic"    // edge
-	AddrWS      = "ws"      // edge
+	AddrHTTP     = "http"     // control, router: the HTTP API
+	AddrAPI      = "api"      // cell: the HTTP API (accounts, /v1/status)
+	AddrGateway  = "gateway"  // cell: the TCP gateway
+	AddrBackbone = "backbone" // cell: where edges link to the gateway
+	AddrTCP      = "tcp"      // edge
+	AddrQUIC     = "quic"     // edge
+	AddrWS       = "ws"       // edge
 )
 
 // State is the content of <dir>/state.json.
@@ -66,8 +66,11 @@ type State struct {
 	// SharedDatabase is true when every process uses one database (its URL
 	// is not written here: it may hold a password); false when each cell
 	// keeps its players in its own embedded store.
-	SharedDatabase bool      `json:"shared_database"`
-	Processes      []Process `json:"processes"`
+	SharedDatabase bool `json:"shared_database"`
+	// EdgeCertFile is the certificate the edges serve QUIC with
+	// (self-signed by `world up`): clients of the world trust it.
+	EdgeCertFile string    `json:"edge_cert_file,omitempty"`
+	Processes    []Process `json:"processes"`
 }
 
 // Process is one OS process of the world.
@@ -107,8 +110,8 @@ func (s *State) ByRole(role Role) []Process {
 	return out
 }
 
-// CellProcesses returns the processes of cell id (its cell processes and,
-// later, nothing else: an edge near a cell is not part of it).
+// CellProcesses returns the processes of cell id: its cell processes, not
+// the edges listed near it, which are not part of it.
 func (s *State) CellProcesses(id string) []Process {
 	var out []Process
 	for _, p := range s.Processes {

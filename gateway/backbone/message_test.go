@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -152,5 +154,36 @@ func TestKindNames(t *testing.T) {
 	}
 	if got := Kind(0x42).String(); got != "kind(0x42)" {
 		t.Errorf("unknown kind: got %q", got)
+	}
+}
+
+// TestDocListsEveryKind keeps the kind table of docs/protocol.md ("Edge
+// backbone") in step with Kinds.
+func TestDocListsEveryKind(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // "0x04" → name
+	for _, line := range strings.Split(string(doc), "\n") {
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(cells) < 2 || !strings.HasPrefix(strings.TrimSpace(cells[0]), "0x") {
+			continue
+		}
+		rows[strings.TrimSpace(cells[0])] = strings.Trim(strings.TrimSpace(cells[1]), "`")
+	}
+	for _, k := range Kinds() {
+		hex := fmt.Sprintf("0x%02x", uint8(k))
+		name, ok := rows[hex]
+		switch {
+		case !ok:
+			t.Errorf("docs/protocol.md: kind %s (%s) has no row", hex, k)
+		case name != k.String():
+			t.Errorf("docs/protocol.md: kind %s is named %q, want %q", hex, name, k)
+		}
+		delete(rows, hex)
+	}
+	for hex := range rows {
+		t.Errorf("docs/protocol.md: kind %s is not in Kinds()", hex)
 	}
 }

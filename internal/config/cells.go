@@ -58,6 +58,10 @@ type Cell struct {
 	DBRegion string `yaml:"db_region"`
 	Gateway  string `yaml:"gateway"`
 	API      string `yaml:"api"`
+	// Backbone is where edge relays link to the cell's gateway, one
+	// connection carrying many player sessions. Optional: without it no
+	// edge can reach the cell.
+	Backbone string `yaml:"backbone,omitempty"`
 	// Services maps a service name (accounts, store, …) to the host:port of
 	// its HTTP API when it does not run behind API. Optional.
 	Services map[string]string `yaml:"services,omitempty"`

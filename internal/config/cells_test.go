@@ -83,7 +83,7 @@ func TestParseRejects(t *testing.T) {
 		{"empty", ``, []string{"cells.yaml is empty"}},
 		{"not yaml", "cells: [\n", []string{"line 1: YAML: did not find expected node content"}},
 		{"two documents", good + "---\nversion: 1\n", []string{"line 8: a second YAML document (---): cells.yaml holds one document"}},
-		{"unknown key", good + "    colour: red\n", []string{`line 8: cell "a": unknown key "colour" (known: api, capacity, db_region, edges, failover, gateway, id, region, services, state)`}},
+		{"unknown key", good + "    colour: red\n", []string{`line 8: cell "a": unknown key "colour" (known: api, backbone, capacity, db_region, edges, failover, gateway, id, region, services, state)`}},
 		{"typo suggests and is not also missing", strings.Replace(good, "gateway:", "gatway:", 1),
 			[]string{`line 5: cell "a": unknown key "gatway" (did you mean "gateway"?)`}},
 		{"unknown top-level and router keys", "routr: {}\nrouter:\n  listn: 127.0.0.1:9\n" + strings.TrimPrefix(good, "version: 1\n") + "version: 1\n",
@@ -131,6 +131,10 @@ func TestParseRejects(t *testing.T) {
 		{"gateway equals api", strings.Replace(good, "127.0.0.1:2", "127.0.0.1:1", 1), []string{`line 6: cell "a": api 127.0.0.1:1 is already used by cell "a" gateway (line 5)`}},
 		{"two cells on one port", strings.Replace(two, "127.0.0.1:3", "127.0.0.1:2", 1), []string{`line 11: cell "b": gateway 127.0.0.1:2 is already used by cell "a" api (line 6)`}},
 		{"router on a cell's port", "router:\n  listen: 127.0.0.1:2\n" + good, []string{`line 8: cell "a": api 127.0.0.1:2 is already used by router.listen (line 2)`}},
+		{"bad backbone", good + "    backbone: nowhere\n", []string{`line 8: cell "a": backbone "nowhere": want host:port`}},
+		{"backbone on the gateway's port", good + "    backbone: 127.0.0.1:1\n", []string{`line 8: cell "a": backbone 127.0.0.1:1 is already used by cell "a" gateway (line 5)`}},
+		{"backbone on another cell's api", strings.Replace(two, "capacity: 10", "capacity: 10\n    backbone: 127.0.0.1:4", 1),
+			[]string{`line 13: cell "b": api 127.0.0.1:4 is already used by cell "a" backbone (line 8)`}},
 		{"host compared without case", strings.NewReplacer("127.0.0.1:1", "GW.example.com:1", "127.0.0.1:3", "gw.example.com:1").Replace(two),
 			[]string{`line 11: cell "b": gateway gw.example.com:1 is already used by cell "a" gateway (line 5)`}},
 		{"service problems", strings.Replace(good, "capacity: 10", `capacity: 10
@@ -182,7 +186,7 @@ cells:
 			`line 7: cell "a": capacity must be > 0 (maximum concurrent sessions)`,
 			`line 8: cell "a": failover to unknown cell "zz"`,
 			`line 8: cell "a": fails over to itself`,
-			`line 9: cell "a": unknown key "colour" (known: api, capacity, db_region, edges, failover, gateway, id, region, services, state)`,
+			`line 9: cell "a": unknown key "colour" (known: api, backbone, capacity, db_region, edges, failover, gateway, id, region, services, state)`,
 			`line 10: cell "a": duplicate id (first at line 3)`,
 			`line 12: cell "a": gateway 127.0.0.1:1 is already used by cell "a" gateway (line 5)`,
 			`line 13: cell "a": api "nowhere": want host:port`,
@@ -362,7 +366,7 @@ cells:
 	}
 
 	bad := strings.Replace(fixed, "    region: r1\n", "    region: r1\n    colour: red\n", 1)
-	if got, want := problems(t, bad), []string{`line 6: cell "a": unknown key "colour" (known: api, capacity, db_region, edges, failover, gateway, id, region, services, state)`}; !slices.Equal(got, want) {
+	if got, want := problems(t, bad), []string{`line 6: cell "a": unknown key "colour" (known: api, backbone, capacity, db_region, edges, failover, gateway, id, region, services, state)`}; !slices.Equal(got, want) {
 		t.Fatalf("merged unknown key: problems = %q, want %q", got, want)
 	}
 }

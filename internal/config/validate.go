@@ -211,6 +211,14 @@ func (v *validator) cell(i int, firstID map[string]int, edgeIDs map[string]strin
 			eps.use("tcp", ep.addr, cl.ID, ep.key, path)
 		}
 	}
+	if cl.Backbone != "" {
+		path := p + ".backbone"
+		if err := checkHostPort(cl.Backbone); err != nil {
+			v.add(path, "%s: backbone %q: %v", who, cl.Backbone, err)
+		} else {
+			eps.use("tcp", cl.Backbone, cl.ID, "backbone", path)
+		}
+	}
 	for _, name := range sortedNames(cl.Services) {
 		addr, path := cl.Services[name], p+".services."+name
 		switch {

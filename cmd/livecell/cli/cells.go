@@ -117,6 +117,9 @@ func list(s []string) string { return "[" + strings.Join(s, ",") + "]" }
 // extras summarises the optional keys of a cell for the validate listing.
 func extras(cl config.Cell) string {
 	var parts []string
+	if cl.Backbone != "" {
+		parts = append(parts, "backbone="+cl.Backbone)
+	}
 	if n := len(cl.Services); n > 0 {
 		parts = append(parts, fmt.Sprintf("services=%d", n))
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/livecell/livecell/cell/cellapi"
 	mpworld "github.com/livecell/livecell/chaos/world" // "world" is the dev world type here
+	"github.com/livecell/livecell/edge"
+	"github.com/livecell/livecell/edge/transport"
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/token"
 	"github.com/livecell/livecell/router"
@@ -32,19 +35,21 @@ const defaultWorldDir = ".world"
 func newWorldCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "world",
-		Short: "Run the multi-process local world: control plane, routers and cells as separate processes",
+		Short: "Run the multi-process local world: control plane, routers, cells and edges as separate processes",
 		Long: `World runs the local world as separate OS processes on loopback, the way a
-deployment runs: the control plane, the router(s) and one process per cell
-of cells.yaml. Chaos drills ("livecell chaos") and cross-cell load tests run
-against it, since only a separate process can be killed like a machine.
+deployment runs: the control plane, the router(s), one process per cell of
+cells.yaml and one per edge relay. Chaos drills ("livecell chaos") and
+cross-cell load tests run against it, since only a separate process can be
+killed like a machine.
 
   livecell world up       start it in the background and wait until it serves
   livecell world status   what runs where, and whether it still does
   livecell world down     stop it (SIGTERM, then SIGKILL after --timeout)
 
 Everything lives in --dir (default .world): state.json (processes, PIDs,
-addresses), the cells.yaml in use, the signing key every process shares, and
-one log file per process.`,
+addresses), the cells.yaml in use, the signing key every process shares, the
+edges' self-signed certificate (edge-cert.pem, for QUIC clients to trust),
+and one log file per process.`,
 	}
 	cmd.AddCommand(newWorldUpCmd(g), newWorldDownCmd(g), newWorldStatusCmd(g))
 	return cmd
@@ -75,10 +80,12 @@ func newWorldUpCmd(g *globals) *cobra.Command {
 		Long: `Up writes a signing key and the cells.yaml in use into --dir, then starts, each
 as its own process of this binary: the control plane, --routers routers
 (reading homes from the control plane, probing cells every --probe-interval
-and failing a cell over after --fail-threshold missed probes) and one cell
-process per cell of cells.yaml that is not disabled. It waits until the
-routers see every cell up, writes state.json and returns; the processes keep
-running with their logs in --dir.
+and failing a cell over after --fail-threshold missed probes), one cell
+process per cell of cells.yaml that is not disabled, and one edge process per
+edge of cells.yaml (one edge near the first active cell when the file lists
+none). It waits until the routers see every cell up and every edge is linked
+to every cell, writes state.json and returns; the processes keep running
+with their logs in --dir.
 
 Each cell keeps its players in its own embedded store (player data lives in
 the home cell) unless --players-db names a database they all share. Sign-in
@@ -141,6 +148,10 @@ func runWorldUp(ctx context.Context, g *globals, f *worldUpFlags) error {
 	if err := writeSigningKey(keyPath); err != nil {
 		return err
 	}
+	certPath, certKeyPath := filepath.Join(dir, "edge-cert.pem"), filepath.Join(dir, "edge-key.pem")
+	if err := writeEdgeCert(certPath, certKeyPath); err != nil {
+		return err
+	}
 
 	l := &mpworld.Launcher{
 		Dir: dir, Binary: bin, Timeout: f.timeout,
@@ -162,7 +173,7 @@ func runWorldUp(ctx context.Context, g *globals, f *worldUpFlags) error {
 
 	st := &mpworld.State{
 		Version: mpworld.StateVersion, Dir: dir, StartedAt: time.Now().UTC(), Binary: bin,
-		Config: cfgPath, SigningKeyFile: keyPath, SharedDatabase: f.playersDB != "",
+		Config: cfgPath, SigningKeyFile: keyPath, SharedDatabase: f.playersDB != "", EdgeCertFile: certPath,
 	}
 	err = func() error {
 		// The control plane first: cells write new players' homes there.
@@ -186,16 +197,17 @@ func runWorldUp(ctx context.Context, g *globals, f *worldUpFlags) error {
 			}
 			specs = append(specs, mpworld.Spec{
 				Name: "cell-" + c.ID, Role: mpworld.RoleCell, Cell: c.ID, Args: args,
-				Addrs: map[string]string{mpworld.AddrAPI: c.API, mpworld.AddrGateway: c.Gateway},
+				Addrs: map[string]string{mpworld.AddrAPI: c.API, mpworld.AddrGateway: c.Gateway, mpworld.AddrBackbone: c.Backbone},
 				Ready: cellReady(hc, c),
 			})
 		}
 		if err := l.Start(ctx, specs...); err != nil {
 			return err
 		}
-		// Routers last: ready means they see every running cell up, so a
+		// Routers next: ready means they see every running cell up, so a
 		// drill can start the moment `world up` returns.
 		specs = nil
+		var routerURLs []string
 		for i, addr := range plan.routers {
 			args := append([]string{"router"}, common...)
 			args = append(args, "--listen", addr, "--control", controlURL, "--home-cache-ttl", f.homeCacheTTL.String())
@@ -204,10 +216,24 @@ func runWorldUp(ctx context.Context, g *globals, f *worldUpFlags) error {
 				Addrs: map[string]string{mpworld.AddrHTTP: addr},
 				Ready: routerReady(hc, "http://"+addr),
 			})
+			routerURLs = append(routerURLs, "http://"+addr)
 		}
-		// Edges join here once edge/ exists: one process per edge of
-		// cells.yaml, role mpworld.RoleEdge, started after the routers they
-		// resolve through.
+		if err := l.Start(ctx, specs...); err != nil {
+			return err
+		}
+		// Edges last: they resolve players through the routers, and are
+		// ready once linked to every running cell.
+		specs = nil
+		for _, pe := range plan.edges {
+			args := append([]string{"edge"}, common...)
+			args = append(args, "--edge", pe.edge.ID, "--router", strings.Join(routerURLs, ","), "--metrics-listen", pe.metrics,
+				"--tls-cert", certPath, "--tls-key", certKeyPath, "--drain-grace", f.drainGrace.String())
+			specs = append(specs, mpworld.Spec{
+				Name: "edge-" + pe.edge.ID, Role: mpworld.RoleEdge, Cell: pe.cell, Args: args,
+				Addrs: map[string]string{mpworld.AddrTCP: pe.edge.TCP, mpworld.AddrQUIC: pe.edge.QUIC, mpworld.AddrWS: pe.edge.WS, mpworld.AddrHTTP: pe.metrics},
+				Ready: edgeReady(hc, pe),
+			})
+		}
 		return l.Start(ctx, specs...)
 	}()
 	if err != nil {
@@ -254,6 +280,14 @@ type worldPlan struct {
 	cells   *config.Cells // with the addresses in use
 	control string
 	routers []string
+	edges   []plannedEdge
+}
+
+// plannedEdge is one edge process of the world.
+type plannedEdge struct {
+	edge    config.Edge // with the addresses in use
+	cell    string      // the cell it is listed under
+	metrics string
 }
 
 func planWorld(cells *config.Cells, f *worldUpFlags) (*worldPlan, error) {
@@ -283,14 +317,70 @@ func planWorld(cells *config.Cells, f *worldUpFlags) (*worldPlan, error) {
 		}
 		p.routers = append(p.routers, addr)
 	}
-	// Edges of cells.yaml get their addresses here too once edge/ exists
-	// and the world starts them.
+	nextUDP := func(configured string) (string, error) {
+		if f.freePorts || configured == "" {
+			return mpworld.FreeUDPPort()
+		}
+		return configured, nil
+	}
+	firstActive := -1
 	for i := range out.Cells {
 		c := &out.Cells[i]
 		if c.API, err = next(c.API); err != nil {
 			return nil, err
 		}
 		if c.Gateway, err = next(c.Gateway); err != nil {
+			return nil, err
+		}
+		// Every cell gets a backbone, so that the world's edges can reach it.
+		if c.Backbone, err = next(c.Backbone); err != nil {
+			return nil, err
+		}
+		if firstActive < 0 && c.State == config.StateActive {
+			firstActive = i
+		}
+		c.Edges = slices.Clone(c.Edges)
+		for j := range c.Edges {
+			e := &c.Edges[j]
+			if e.TCP != "" || f.freePorts {
+				if e.TCP, err = next(e.TCP); err != nil {
+					return nil, err
+				}
+			}
+			if e.QUIC != "" || f.freePorts {
+				if e.QUIC, err = nextUDP(e.QUIC); err != nil {
+					return nil, err
+				}
+			}
+			if e.WS != "" || f.freePorts {
+				if e.WS, err = next(e.WS); err != nil {
+					return nil, err
+				}
+			}
+			p.edges = append(p.edges, plannedEdge{edge: *e, cell: c.ID})
+		}
+	}
+	if len(p.edges) == 0 && firstActive >= 0 {
+		// Drills need players behind an edge: one near the first active cell.
+		e := config.Edge{ID: "edge-1"}
+		if e.TCP, err = mpworld.FreePort(); err != nil {
+			return nil, err
+		}
+		if e.QUIC, err = mpworld.FreeUDPPort(); err != nil {
+			return nil, err
+		}
+		if e.WS, err = mpworld.FreePort(); err != nil {
+			return nil, err
+		}
+		out.Cells[firstActive].Edges = append(out.Cells[firstActive].Edges, e)
+		p.edges = append(p.edges, plannedEdge{edge: e, cell: out.Cells[firstActive].ID})
+	}
+	for i := range p.edges {
+		metrics := ""
+		if i == 0 && !f.freePorts {
+			metrics = defaultEdgeMetrics
+		}
+		if p.edges[i].metrics, err = next(metrics); err != nil {
 			return nil, err
 		}
 	}
@@ -334,6 +424,50 @@ func writeSigningKey(path string) error {
 		return fmt.Errorf("world: %w", err)
 	}
 	return nil
+}
+
+// writeEdgeCert writes the self-signed certificate every edge of the world
+// serves QUIC with; drills and clients of the world trust it.
+func writeEdgeCert(certPath, keyPath string) error {
+	certPEM, keyPEM, err := transport.GenerateCert([]string{"127.0.0.1", "localhost"}, 90*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("world: %w", err)
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{certPath, certPEM}, {keyPath, keyPEM}} {
+		_ = os.Remove(f.path)
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			return fmt.Errorf("world: %w", err)
+		}
+	}
+	return nil
+}
+
+// edgeReady is ready when the edge is linked to every cell it can reach and
+// accepts TCP players.
+func edgeReady(hc *http.Client, pe plannedEdge) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var st edge.Status
+		if err := getJSON(ctx, hc, "http://"+pe.metrics+"/v1/status", &st); err != nil {
+			return err
+		}
+		for cell, up := range st.Links {
+			if !up {
+				return fmt.Errorf("edge %s has no backbone link to %s yet", pe.edge.ID, cell)
+			}
+		}
+		if pe.edge.TCP != "" {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "tcp", pe.edge.TCP)
+			if err != nil {
+				return fmt.Errorf("edge tcp: %w", err)
+			}
+			return conn.Close()
+		}
+		return nil
+	}
 }
 
 // httpOK is ready when url answers 200.
@@ -498,7 +632,7 @@ func printWorld(out io.Writer, st *mpworld.State, title string) {
 			status = "DEAD"
 		}
 		var addrs []string
-		for _, k := range []string{mpworld.AddrHTTP, mpworld.AddrAPI, mpworld.AddrGateway, mpworld.AddrTCP, mpworld.AddrQUIC, mpworld.AddrWS} {
+		for _, k := range []string{mpworld.AddrHTTP, mpworld.AddrAPI, mpworld.AddrGateway, mpworld.AddrBackbone, mpworld.AddrTCP, mpworld.AddrQUIC, mpworld.AddrWS} {
 			if a := p.Addrs[k]; a != "" {
 				addrs = append(addrs, k+"="+a)
 			}

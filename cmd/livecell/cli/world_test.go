@@ -78,10 +78,10 @@ func TestWorldUpStatusDown(t *testing.T) {
 			t.Errorf("%s: got addrs %v log %q, want both", p.Name, p.Addrs, p.Log)
 		}
 	}
-	if want := map[mpworld.Role]int{mpworld.RoleControl: 1, mpworld.RoleRouter: 2, mpworld.RoleCell: 2}; fmt.Sprint(roles) != fmt.Sprint(want) {
+	if want := map[mpworld.Role]int{mpworld.RoleControl: 1, mpworld.RoleRouter: 2, mpworld.RoleCell: 2, mpworld.RoleEdge: 1}; fmt.Sprint(roles) != fmt.Sprint(want) {
 		t.Fatalf("processes by role: got %v, want %v", roles, want)
 	}
-	for _, f := range []string{mpworld.Path(st.Dir), st.SigningKeyFile} {
+	for _, f := range []string{mpworld.Path(st.Dir), st.SigningKeyFile, st.EdgeCertFile} {
 		fi, err := os.Stat(f)
 		if err != nil {
 			t.Fatal(err)
@@ -110,12 +110,12 @@ func TestWorldUpStatusDown(t *testing.T) {
 	}
 
 	out, _, code := runCLI(t, "world", "status", "--dir", st.Dir)
-	if code != 0 || strings.Count(out, "running") != 5 {
-		t.Fatalf("world status: exit %d, want 0 with 5 running processes:\n%s", code, out)
+	if code != 0 || strings.Count(out, "running") != 6 {
+		t.Fatalf("world status: exit %d, want 0 with 6 running processes:\n%s", code, out)
 	}
 
 	out, errOut, code = runCLI(t, "world", "down", "--dir", st.Dir, "--timeout", "10s")
-	if code != 0 || !strings.Contains(out, "5 of 5 processes were running") {
+	if code != 0 || !strings.Contains(out, "6 of 6 processes were running") {
 		t.Fatalf("world down: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 	if strings.Contains(out, "SIGKILL") {
@@ -135,17 +135,19 @@ func TestWorldUpStatusDown(t *testing.T) {
 }
 
 // TestWorldChaosKillCellFailover is the failover drill as a test: players
-// on both cells, one cell SIGKILLed, every affected player back on the
-// failover cell within the bound, no other player disturbed, every resolve
-// answered; then the control plane is killed too and the routers keep
-// answering known players from their cache.
+// on both cells, straight to the gateways and through the edge over TCP,
+// QUIC and WebSocket, one cell SIGKILLed, every affected player back on the
+// failover cell within the bound (edge players without their connection
+// ever closing), no other player disturbed, every resolve answered; then
+// the control plane is killed too and the routers keep answering known
+// players from their cache.
 func TestWorldChaosKillCellFailover(t *testing.T) {
 	// A short home-cache TTL, so that the control-plane leg below exercises
 	// stale answers rather than fresh ones.
 	st := startMultiWorld(t, "--routers", "2", "--home-cache-ttl", "200ms")
 
 	const bound = 10 * time.Second
-	out, errOut, code := runCLI(t, "chaos", "kill-cell", "eu-west", "--dir", st.Dir, "--players", "6", "--bound", bound.String(), "--json", "--log-level", "warn")
+	out, errOut, code := runCLI(t, "chaos", "kill-cell", "eu-west", "--dir", st.Dir, "--players", "6", "--edge-players", "6", "--bound", bound.String(), "--json", "--log-level", "warn")
 	var rep chaos.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("chaos kill-cell: exit %d, output %q (%v), stderr %s", code, out, err, errOut)
@@ -161,6 +163,18 @@ func TestWorldChaosKillCellFailover(t *testing.T) {
 	if rep.UnaffectedDisconnects != 0 {
 		t.Errorf("unaffected disconnects: got %d, want 0", rep.UnaffectedDisconnects)
 	}
+	t.Logf("edge players: time to recover p50 %.0f ms, p99 %.0f ms, max %.0f ms (n=%d); %d requests interrupted",
+		rep.EdgeTimeToRecover.P50MS, rep.EdgeTimeToRecover.P99MS, rep.EdgeTimeToRecover.MaxMS, rep.EdgeTimeToRecover.N, rep.EdgeInterrupted)
+	if rep.EdgePlayers != 6 || rep.EdgeAffected != 3 || rep.EdgeRecovered != 3 || rep.EdgeDisconnects != 0 {
+		t.Errorf("edge players: got %d, %d affected, %d recovered, %d connections closed; want 6, 3, 3, 0",
+			rep.EdgePlayers, rep.EdgeAffected, rep.EdgeRecovered, rep.EdgeDisconnects)
+	}
+	if fmt.Sprint(rep.EdgeTransports) != "map[quic:1 tcp:1 ws:1]" {
+		t.Errorf("affected edge players by transport: got %v, want one each over tcp, quic and ws", rep.EdgeTransports)
+	}
+	if rep.EdgeTimeToRecover.MaxMS > float64(bound.Milliseconds()) {
+		t.Errorf("slowest edge recovery %.0f ms, bound %s", rep.EdgeTimeToRecover.MaxMS, bound)
+	}
 	if rep.ResolveFailures != 0 || rep.Resolves == 0 {
 		t.Errorf("resolves: got %d failed of %d, want 0 failed of more than 0", rep.ResolveFailures, rep.Resolves)
 	}
@@ -168,8 +182,15 @@ func TestWorldChaosKillCellFailover(t *testing.T) {
 		t.Errorf("slowest recovery %.0f ms, bound %s", rep.TimeToRecover.MaxMS, bound)
 	}
 	for _, b := range rep.Bots {
-		if b.Affected && (b.RecoveredCell != "us-east" || b.Placement != string(router.PlacementFailover)) {
-			t.Errorf("player %s: recovered on %q by placement %q, want us-east by failover", b.Player, b.RecoveredCell, b.Placement)
+		want := string(router.PlacementFailover)
+		if b.Transport != "" {
+			want = "edge:failover" // moved by the edge, not by the router
+		}
+		if b.Affected && (b.RecoveredCell != "us-east" || b.Placement != want) {
+			t.Errorf("player %s (%s): recovered on %q by %q, want us-east by %q", b.Player, b.Transport, b.RecoveredCell, b.Placement, want)
+		}
+		if b.Transport != "" && b.DisconnectedMS != nil {
+			t.Errorf("edge player %s (%s): its connection closed at %.0f ms", b.Player, b.Transport, *b.DisconnectedMS)
 		}
 	}
 	if victim := st.CellProcesses("eu-west"); len(victim) != 1 || mpworld.Alive(victim[0]) {
