@@ -65,6 +65,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 60s).
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/token/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRTTs$$' -fuzztime=$(FUZZTIME) ./global/placement/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./loadtest/scenario/
+	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./cell/store/
 
 .PHONY: bench
 bench: ## Run the Go benchmarks (see docs/benchmarks.md for recorded figures).

@@ -91,7 +91,7 @@ type env struct {
 	h     http.Handler
 }
 
-func newEnv(t *testing.T, sessions *store.Stripe) *env {
+func newEnv(t testing.TB, sessions *store.Stripe) *env {
 	t.Helper()
 	e := &env{store: memstore.New(), inv: &owners{items: map[string][]string{}}, reg: prometheus.NewRegistry()}
 	deps := store.Deps{Store: e.store, Catalog: testCatalog(), Inventory: e.inv, Verify: tokens{}, Metrics: e.reg}
@@ -284,7 +284,7 @@ func newPurchase(t *testing.T, e *env, player, body string) store.Purchase {
 	return p
 }
 
-func stripeEnv(t *testing.T) *env {
+func stripeEnv(t testing.TB) *env {
 	t.Helper()
 	// A Stripe service whose API is never called: these tests only deliver
 	// webhooks, whose signatures are checked with the endpoint secret.
