@@ -26,7 +26,7 @@ type CellState string
 
 const (
 	StateActive   CellState = "active"   // takes new players and sessions
-	StateDraining CellState = "draining" // keeps its players, takes no new ones
+	StateDraining CellState = "draining" // takes no new players; its own move to its failover cells
 	StateDisabled CellState = "disabled" // takes nothing; its players fail over
 )
 
