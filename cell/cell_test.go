@@ -36,7 +36,9 @@ func testCells(t *testing.T) *config.Cells {
 
 func startCell(t *testing.T, cfg Config, deps Deps) *Cell {
 	t.Helper()
-	if cfg.APIListen == "" && slices.Contains(cfg.Services, ServiceAccounts) {
+	// A cell that runs HTTP services would take cells.yaml's API address,
+	// which a running local world may hold; a gateway alone takes none.
+	if cfg.APIListen == "" && (len(cfg.Services) == 0 || slices.Contains(cfg.Services, ServiceAccounts)) {
 		cfg.APIListen = "127.0.0.1:0"
 	}
 	cfg.GatewayListen = "127.0.0.1:0"
