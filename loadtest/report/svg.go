@@ -48,7 +48,17 @@ func (c chart) SVG() template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s">`, chartW, chartH, template.HTMLEscapeString(c.Title))
 	fmt.Fprintf(&b, `<text x="%d" y="18" class="title">%s</text>`, marginLeft, template.HTMLEscapeString(c.Title))
-	pw, ph := float64(chartW-marginLeft-marginRight), float64(chartH-marginTop-marginBottom)
+	// The legend sits right of the title, or on a row of its own below it
+	// when they would overlap.
+	legendW := 0.0
+	for _, l := range c.Lines {
+		legendW += legendWidth(l.Name)
+	}
+	top, legendY := marginTop, 9
+	if float64(marginLeft)+float64(len(c.Title))*7.5+legendW > chartW-marginRight {
+		top, legendY = marginTop+16, 25
+	}
+	pw, ph := float64(chartW-marginLeft-marginRight), float64(chartH-top-marginBottom)
 	xmax := c.XMax
 	if xmax <= 0 {
 		xmax = 1
@@ -64,7 +74,7 @@ func (c chart) SVG() template.HTML {
 			f = (y - lo) / (hi - lo)
 		}
 		f = math.Min(math.Max(f, 0), 1)
-		return float64(marginTop) + (1-f)*ph
+		return float64(top) + (1-f)*ph
 	}
 
 	for i, bd := range c.Bands {
@@ -76,8 +86,8 @@ func (c chart) SVG() template.HTML {
 		if i%2 == 1 {
 			cls = "band alt"
 		}
-		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%d" width="%.1f" height="%.1f"/>`, cls, x0, marginTop, x1-x0, ph)
-		fmt.Fprintf(&b, `<text class="bandlabel" x="%.1f" y="%d">%s</text>`, x0+4, marginTop+12, template.HTMLEscapeString(bd.Label))
+		fmt.Fprintf(&b, `<rect class="%s" x="%.1f" y="%d" width="%.1f" height="%.1f"/>`, cls, x0, top, x1-x0, ph)
+		fmt.Fprintf(&b, `<text class="bandlabel" x="%.1f" y="%d">%s</text>`, x0+4, top+12, template.HTMLEscapeString(bd.Label))
 	}
 	// Axes and grid.
 	for _, t := range c.yTicks(lo, hi) {
@@ -87,11 +97,11 @@ func (c chart) SVG() template.HTML {
 	}
 	for _, t := range linearTicks(0, xmax, 8) {
 		x := px(t)
-		fmt.Fprintf(&b, `<line class="axis" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, x, x, float64(marginTop)+ph, float64(marginTop)+ph+4)
-		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%.1f" text-anchor="middle">%ss</text>`, x, float64(marginTop)+ph+16, tickLabel(t))
+		fmt.Fprintf(&b, `<line class="axis" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"/>`, x, x, float64(top)+ph, float64(top)+ph+4)
+		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%.1f" text-anchor="middle">%ss</text>`, x, float64(top)+ph+16, tickLabel(t))
 	}
-	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, marginLeft, chartW-marginRight, float64(marginTop)+ph, float64(marginTop)+ph)
-	fmt.Fprintf(&b, `<text class="unit" x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>`, marginTop+int(ph/2), marginTop+int(ph/2), template.HTMLEscapeString(c.Unit))
+	fmt.Fprintf(&b, `<line class="axis" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, marginLeft, chartW-marginRight, float64(top)+ph, float64(top)+ph)
+	fmt.Fprintf(&b, `<text class="unit" x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>`, top+int(ph/2), top+int(ph/2), template.HTMLEscapeString(c.Unit))
 
 	// Series, then the legend over them.
 	for _, l := range c.Lines {
@@ -118,13 +128,16 @@ func (c chart) SVG() template.HTML {
 	x := float64(chartW - marginRight)
 	for i := len(c.Lines) - 1; i >= 0; i-- {
 		l := c.Lines[i]
-		w := float64(len(l.Name))*6.5 + 22
-		x -= w
-		fmt.Fprintf(&b, `<rect x="%.1f" y="9" width="12" height="4" fill="%s"/><text class="legend" x="%.1f" y="15">%s</text>`, x, l.Color, x+16, template.HTMLEscapeString(l.Name))
+		x -= legendWidth(l.Name)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="12" height="4" fill="%s"/><text class="legend" x="%.1f" y="%d">%s</text>`,
+			x, legendY, l.Color, x+16, legendY+6, template.HTMLEscapeString(l.Name))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // every text above is escaped
 }
+
+// legendWidth estimates the room a legend entry takes (11 px text).
+func legendWidth(name string) float64 { return float64(len(name))*6.5 + 22 }
 
 // yRange is the y axis's span: from 0 (linear) or the smallest decade
 // below the data (log) to a round number above it.
