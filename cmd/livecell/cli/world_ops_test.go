@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/livecell/livecell/cell/accountsapi"
 	"github.com/livecell/livecell/global/control"
+	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/config"
+	"github.com/livecell/livecell/internal/db/dbtest"
 	"github.com/livecell/livecell/internal/gameclient"
 	"github.com/livecell/livecell/internal/protocol"
 )
@@ -121,5 +124,72 @@ func TestWorldDrainCell(t *testing.T) {
 	}
 	if _, errOut, code := runCLI(t, "control", "drain", "eu-west", "--world", dir, "--batch", "0"); code == 0 || !strings.Contains(errOut, "--batch") {
 		t.Errorf("drain with batch 0: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestWorldRehomePlayer moves a connected player between the cell
+// processes of a world sharing PostgreSQL, with `livecell control rehome`:
+// the rows move, the open session is sent to the new cell and resumes
+// there, and the old cell answers the stale credentials with player_moved.
+func TestWorldRehomePlayer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the multi-process world")
+	}
+	pool := dbtest.Pool(t)
+	u, err := url.Parse(dbtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", pool.Config().ConnConfig.RuntimeParams["search_path"])
+	u.RawQuery = q.Encode()
+	st := startMultiWorld(t, "--players-db", u.String())
+	dir := filepath.Dir(st.Config)
+	cells, err := config.Load(st.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu, _ := cells.Cell("eu-west")
+	us, _ := cells.Cell("us-east")
+	ctx := t.Context()
+	auth, err := (&accountsapi.Client{BaseURL: "http://" + eu.API}).Register(ctx, accountsapi.RegisterRequest{Username: "traveller", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := gameclient.Dial(ctx, eu.Gateway, gameclient.Options{Token: auth.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	out, errOut, code := runCLI(t, "control", "rehome", auth.PlayerID, "us-east", "--world", dir)
+	if code != 0 || !strings.Contains(out, "moved from eu-west to us-east") {
+		t.Fatalf("control rehome: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	var home string
+	if err := pool.QueryRow(ctx, "SELECT home_cell FROM players WHERE id = $1", auth.PlayerID).Scan(&home); err != nil || home != "us-east" {
+		t.Errorf("players.home_cell = %q, %v; want us-east", home, err)
+	}
+	var r protocol.Reconnect
+	select {
+	case r = <-conn.Reconnects():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the open session was not moved")
+	}
+	if r.Reason != "rehome" || r.Gateway != us.Gateway {
+		t.Fatalf("reconnect %+v, want rehome to %s", r, us.Gateway)
+	}
+	moved, err := gameclient.Dial(ctx, r.Gateway, gameclient.Options{ResumeToken: r.ResumeToken})
+	if err != nil {
+		t.Fatalf("resume at us-east: %v", err)
+	}
+	moved.Close()
+	_, err = gameclient.Dial(ctx, eu.Gateway, gameclient.Options{Token: auth.AccessToken})
+	if apierr.CodeOf(err) != apierr.PlayerMoved {
+		t.Errorf("stale credentials at eu-west: %v, want player_moved", err)
+	}
+	// Rehoming needs the database: a world without one refuses, clearly.
+	if out, errOut, code := runCLI(t, "control", "rehome", auth.PlayerID, "mars", "--world", dir); code == 0 || !strings.Contains(errOut, "bad_request") {
+		t.Errorf("rehome to an unknown cell: exit %d\n%s%s", code, out, errOut)
 	}
 }
