@@ -121,7 +121,6 @@ type Router struct {
 	health     map[string]*health // by cell id
 	routing    Routing            // last loaded from routingSrc
 	routingErr string             // of the last load; "" when it worked
-	routingAt  time.Time          // of the last good load
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc // of the probe loop; nil when not running

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"maps"
-	"time"
 
 	"github.com/livecell/livecell/internal/config"
 )
@@ -71,7 +70,7 @@ func (r *Router) SetRouting(rt Routing) {
 }
 
 func (r *Router) applyRoutingLocked(rt Routing) {
-	r.routingErr, r.routingAt = "", time.Now()
+	r.routingErr = ""
 	if !maps.Equal(rt.CellStates, r.routing.CellStates) {
 		r.log.Info("cell states changed", "states", rt.CellStates)
 	}
