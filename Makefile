@@ -63,6 +63,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 60s).
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./internal/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/token/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./gateway/backbone/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRTTs$$' -fuzztime=$(FUZZTIME) ./global/placement/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./loadtest/scenario/
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZTIME) ./cell/store/

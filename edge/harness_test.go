@@ -48,7 +48,7 @@ type cellRig struct {
 }
 
 type rig struct {
-	t        *testing.T
+	t        testing.TB
 	keys     *token.KeySet
 	signer   *token.Signer
 	verifier *token.Verifier
@@ -69,7 +69,7 @@ type rigOptions struct {
 
 // newRig runs cells a and b (each the other's failover) and an edge in
 // front of them, on loopback.
-func newRig(t *testing.T, o rigOptions) *rig {
+func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	ks, err := token.GenerateKeySet()
 	if err != nil {
@@ -155,6 +155,7 @@ func (r *rig) startCell(id, failover string, resumeTTL time.Duration) *cellRig {
 	}
 	g, err := gateway.New(gateway.Config{
 		CellID: id, Listen: "127.0.0.1:0", BackboneListen: "127.0.0.1:0", DrainGrace: time.Second, RequestTimeout: waitLong,
+		RateLimit: -1, // benchmarks send far more than a player's budget
 	}, gateway.Deps{
 		Metrics: cr.reg, Handlers: handlers,
 		Auth:   tokenAuth{cell: id, failoverFor: []string{failover}, v: r.verifier},
@@ -184,14 +185,14 @@ func (r *rig) startCell(id, failover string, resumeTTL time.Duration) *cellRig {
 }
 
 // testLogger writes the edge's log to the test's log when -v asks.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if !testing.Verbose() {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -331,7 +332,7 @@ type cutProxy struct {
 	cut    bool
 }
 
-func newProxy(t *testing.T, target string) *cutProxy {
+func newProxy(t testing.TB, target string) *cutProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -48,10 +48,11 @@ var _ net.Listener = (*WSListener)(nil)
 // ListenWS listens on the TCP address addr; with tlsConf it serves wss.
 // maxFrame bounds a message (a frame), like the edge's maximum frame.
 func ListenWS(addr string, tlsConf *tls.Config, maxFrame int, log *slog.Logger) (*WSListener, error) {
-	ln, err := net.Listen("tcp", addr)
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: websocket listen %s: %w", addr, err)
 	}
+	var ln net.Listener = batchListener{raw}
 	if tlsConf != nil {
 		tc := tlsConf.Clone()
 		tc.NextProtos = []string{"http/1.1"}
@@ -71,7 +72,19 @@ func ListenWS(addr string, tlsConf *tls.Config, maxFrame int, log *slog.Logger) 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+WSPath, l.upgrade)
-	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	l.srv = &http.Server{
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// The upgrade handler finds the connection's batcher here.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				c = tc.NetConn()
+			}
+			if bc, ok := c.(*batchConn); ok {
+				ctx = context.WithValue(ctx, batchKey{}, bc)
+			}
+			return ctx
+		},
+	}
 	go func() {
 		defer close(l.done)
 		_ = l.srv.Serve(ln)
@@ -85,7 +98,8 @@ func (l *WSListener) upgrade(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade answered the client
 	}
 	ws.SetReadLimit(int64(l.max))
-	c := newWSConn(ws)
+	bc, _ := r.Context().Value(batchKey{}).(*batchConn)
+	c := newWSConn(ws, bc)
 	select {
 	case l.conns <- c:
 	case <-l.closed:
@@ -121,7 +135,19 @@ func (l *WSListener) Addr() net.Addr { return l.ln.Addr() }
 // DialWS opens a WebSocket session at url (ws:// or wss://; the path is
 // WSPath). tlsConf is for wss.
 func DialWS(ctx context.Context, url string, tlsConf *tls.Config) (net.Conn, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: tlsConf, Subprotocols: []string{WSSubprotocol}}
+	var bc *batchConn
+	d := websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second, TLSClientConfig: tlsConf, Subprotocols: []string{WSSubprotocol},
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var nd net.Dialer
+			c, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			bc = &batchConn{Conn: c}
+			return bc, nil
+		},
+	}
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -130,7 +156,7 @@ func DialWS(ctx context.Context, url string, tlsConf *tls.Config) (net.Conn, err
 		return nil, fmt.Errorf("transport: websocket dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(protocol.HardMaxFrame)
-	return newWSConn(ws), nil
+	return newWSConn(ws, bc), nil
 }
 
 // wsConn is a WebSocket connection as a frame stream. Reads check that
@@ -138,6 +164,7 @@ func DialWS(ctx context.Context, url string, tlsConf *tls.Config) (net.Conn, err
 // written as one binary message.
 type wsConn struct {
 	ws *websocket.Conn
+	bc *batchConn // the socket under ws; nil: no batching
 
 	rbuf []byte // the current message
 	r    []byte // its unread rest
@@ -152,7 +179,7 @@ type wsConn struct {
 	wdl  time.Time
 }
 
-func newWSConn(ws *websocket.Conn) *wsConn { return &wsConn{ws: ws} }
+func newWSConn(ws *websocket.Conn, bc *batchConn) *wsConn { return &wsConn{ws: ws, bc: bc} }
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for len(c.r) == 0 {
@@ -206,7 +233,7 @@ func wsReadError(err error) error {
 
 // Write sends every complete frame in p as one binary message; a partial
 // frame waits for the rest.
-func (c *wsConn) Write(p []byte) (int, error) {
+func (c *wsConn) Write(p []byte) (n int, retErr error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.dlMu.Lock()
@@ -216,6 +243,16 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		c.pending = append(c.pending, p...)
 		buf = c.pending
+	}
+	// gorilla writes each message to the socket on its own: the batcher
+	// holds them, so a batch of frames leaves in one write.
+	if c.bc != nil {
+		c.bc.hold()
+		defer func() {
+			if err := c.bc.release(); err != nil && retErr == nil {
+				n, retErr = 0, err
+			}
+		}()
 	}
 	for len(buf) >= protocol.LengthSize {
 		size := protocol.LengthSize + int(binary.BigEndian.Uint32(buf))
@@ -258,4 +295,60 @@ func (c *wsConn) SetDeadline(t time.Time) error {
 		return err
 	}
 	return c.SetWriteDeadline(t)
+}
+
+// batchKey finds a connection's batcher in its HTTP request context.
+type batchKey struct{}
+
+// batchListener wraps accepted connections in batchers.
+type batchListener struct{ net.Listener }
+
+func (l batchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &batchConn{Conn: c}, nil
+}
+
+// batchConn is a socket whose writes can be held and released as one.
+type batchConn struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	buf     []byte
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.holding {
+		b.buf = append(b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	b.mu.Unlock()
+	return b.Conn.Write(p)
+}
+
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.holding = true
+	b.mu.Unlock()
+}
+
+// release writes what was held in one write.
+func (b *batchConn) release() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = false
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.Conn.Write(b.buf)
+	if cap(b.buf) > 64<<10 {
+		b.buf = nil
+	} else {
+		b.buf = b.buf[:0]
+	}
+	return err
 }

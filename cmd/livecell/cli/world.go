@@ -223,6 +223,14 @@ func runWorldUp(ctx context.Context, g *globals, f *worldUpFlags) error {
 		}
 		// Edges last: they resolve players through the routers, and are
 		// ready once linked to every running cell.
+		if f.freePorts {
+			if err := plan.repickEdgePorts(); err != nil {
+				return err
+			}
+			if err := writeCells(cfgPath, plan.cells, g.configPath); err != nil {
+				return err
+			}
+		}
 		specs = nil
 		for _, pe := range plan.edges {
 			args := append([]string{"edge"}, common...)
@@ -398,11 +406,53 @@ func writeCells(path string, cells *config.Cells, source string) error {
 		source = "the embedded default"
 	}
 	header := "# Written by `livecell world up` from " + source + "; every process of the world reads it.\n"
-	if err := os.WriteFile(path, append([]byte(header), data...), 0o600); err != nil {
+	data = append([]byte(header), data...)
+	if _, err := config.Parse(data); err != nil {
+		return fmt.Errorf("world: the generated cells.yaml does not load: %w", err)
+	}
+	// Replaced in one rename: running routers reload it when it changes.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("world: %w", err)
 	}
-	if _, err := config.Load(path); err != nil {
-		return fmt.Errorf("world: the generated cells.yaml does not load: %w", err)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("world: %w", err)
+	}
+	return nil
+}
+
+// repickEdgePorts gives the edges fresh free ports just before they start:
+// ports picked at planning time have had seconds to be taken by someone
+// else's outgoing connections by then.
+func (p *worldPlan) repickEdgePorts() error {
+	for i := range p.edges {
+		pe := &p.edges[i]
+		var err error
+		if pe.edge.TCP != "" {
+			if pe.edge.TCP, err = mpworld.FreePort(); err != nil {
+				return err
+			}
+		}
+		if pe.edge.QUIC != "" {
+			if pe.edge.QUIC, err = mpworld.FreeUDPPort(); err != nil {
+				return err
+			}
+		}
+		if pe.edge.WS != "" {
+			if pe.edge.WS, err = mpworld.FreePort(); err != nil {
+				return err
+			}
+		}
+		if pe.metrics, err = mpworld.FreePort(); err != nil {
+			return err
+		}
+		for ci := range p.cells.Cells {
+			for ei, e := range p.cells.Cells[ci].Edges {
+				if e.ID == pe.edge.ID {
+					p.cells.Cells[ci].Edges[ei] = pe.edge
+				}
+			}
+		}
 	}
 	return nil
 }
