@@ -20,6 +20,9 @@ const (
 	PathOverrides = "/v1/overrides"
 	// PathPlayers + "{player}/rehome": POST RehomeRequest → RehomeResult.
 	PathPlayers = "/v1/players/"
+	// PathMoves: GET ?after=N → MovesResponse, every rehome after the
+	// cursor; without after, the cursor to follow from now on.
+	PathMoves = "/v1/moves"
 	// PathCells + "/{cell}/drain": PUT DrainRequest → DrainState, DELETE
 	// → 204. PathCells + "/{cell}/orders": GET → Orders.
 )
@@ -174,4 +177,13 @@ type MoveEntry struct {
 	To        string    `json:"to"`
 	ToGateway string    `json:"to_gateway,omitempty"`
 	At        time.Time `json:"at"`
+}
+
+// MovesResponse is the body of GET PathMoves: the redirect markers of every
+// cell after the cursor, oldest first, for routers to forget the homes
+// they cached for moved players.
+type MovesResponse struct {
+	Moves []MoveEntry `json:"moves"`
+	Next  int64       `json:"next"`
+	More  bool        `json:"more,omitempty"`
 }

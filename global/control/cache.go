@@ -59,7 +59,8 @@ type HomeCache struct {
 	src homeSource
 	cfg HomeCacheConfig
 
-	lookups *prometheus.CounterVec // result: hit, miss, refresh, stale, unknown, error
+	lookups   *prometheus.CounterVec // result: hit, miss, refresh, stale, unknown, error
+	forgotten prometheus.Counter     // homes dropped because the player moved
 
 	mu        sync.Mutex
 	entries   map[string]*list.Element // player → element holding *cacheEntry
@@ -96,7 +97,14 @@ func NewHomeCache(src homeSource, cfg HomeCacheConfig) (*HomeCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	return &HomeCache{src: src, cfg: cfg, lookups: lookups, entries: map[string]*list.Element{}}, nil
+	forgotten, err := telemetry.Register(cfg.Metrics, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "livecell_control_home_cache_moves_total",
+		Help: "Rehomes seen on the control plane's move feed; each drops the player's cached home.",
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	return &HomeCache{src: src, cfg: cfg, lookups: lookups, forgotten: forgotten, entries: map[string]*list.Element{}}, nil
 }
 
 // Home returns playerID's home cell.
@@ -154,6 +162,55 @@ func (c *HomeCache) Home(ctx context.Context, playerID string) (string, error) {
 	}
 	c.lookups.WithLabelValues("error").Inc()
 	return "", err
+}
+
+// Forget drops playerID's cached home, so that the next lookup asks the
+// source.
+func (c *HomeCache) Forget(playerID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.remove(playerID)
+}
+
+// movesSource is the control plane's feed of rehomes; Client implements it.
+type movesSource interface {
+	Moves(ctx context.Context, after int64) (MovesResponse, error)
+}
+
+var _ movesSource = (*Client)(nil)
+
+// FollowMoves forgets the cached home of every player the control plane
+// rehomes, within interval of the move, until ctx ends. Without it a
+// router would keep sending a rehomed player to the old cell, which
+// answers player_moved, for up to the cache's TTL. It starts from the
+// latest move (an empty cache has nothing older to forget) and rides out a
+// control plane that is down, resuming from its cursor.
+func (c *HomeCache) FollowMoves(ctx context.Context, src movesSource, interval time.Duration) {
+	const from = -1
+	next := int64(from)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for {
+			resp, err := src.Moves(ctx, next)
+			if err != nil {
+				break // next tick
+			}
+			for _, mv := range resp.Moves {
+				c.Forget(mv.PlayerID)
+				c.forgotten.Inc()
+			}
+			next = resp.Next
+			if !resp.More || len(resp.Moves) == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Len returns how many players are cached.

@@ -183,3 +183,109 @@ func counterValue(t *testing.T, reg *prometheus.Registry, result string) float64
 	}
 	return 0
 }
+
+// fakeMoves is a control plane's move feed the test appends to.
+type fakeMoves struct {
+	mu     sync.Mutex
+	moves  []control.MoveEntry
+	down   bool
+	afters []int64
+}
+
+func (f *fakeMoves) Moves(_ context.Context, after int64) (control.MovesResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.afters = append(f.afters, after)
+	if f.down {
+		return control.MovesResponse{}, apierr.New(apierr.Unavailable, "down")
+	}
+	head := int64(0)
+	if n := len(f.moves); n > 0 {
+		head = f.moves[n-1].Seq
+	}
+	if after < 0 {
+		return control.MovesResponse{Moves: []control.MoveEntry{}, Next: head}, nil
+	}
+	out := control.MovesResponse{Moves: []control.MoveEntry{}, Next: after}
+	for _, mv := range f.moves {
+		if mv.Seq > after && len(out.Moves) < 2 {
+			out.Moves = append(out.Moves, mv)
+			out.Next = mv.Seq
+		}
+	}
+	out.More = len(out.Moves) == 2
+	return out, nil
+}
+
+func (f *fakeMoves) add(player string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moves = append(f.moves, control.MoveEntry{Seq: int64(len(f.moves) + 1), PlayerID: player, From: "eu-west", To: "us-east"})
+}
+
+// TestFollowMovesForgetsRehomedPlayers: a rehome reaches the cache through
+// the move feed well before the TTL, even while the feed was down for a
+// while, and only moved players are forgotten.
+func TestFollowMovesForgetsRehomedPlayers(t *testing.T) {
+	src := &fakeSource{homes: map[string]string{"a": "eu-west", "b": "eu-west", "c": "eu-west", "d": "eu-west"}}
+	c, err := control.NewHomeCache(src, control.HomeCacheConfig{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := &fakeMoves{}
+	feed.add("old") // before the cache started following: not its business
+	for _, p := range []string{"a", "b", "c", "d"} {
+		if _, err := c.Home(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.FollowMoves(ctx, feed, 5*time.Millisecond); close(done) }()
+	waitFor(t, "the feed's cursor", func() bool {
+		feed.mu.Lock()
+		defer feed.mu.Unlock()
+		return len(feed.afters) > 1
+	})
+	src.set(func(f *fakeSource) { f.homes["a"], f.homes["b"], f.homes["c"] = "us-east", "us-east", "us-east" })
+	feed.mu.Lock()
+	feed.down = true
+	feed.mu.Unlock()
+	feed.add("a")
+	feed.add("b")
+	feed.add("c") // three moves: two pages
+	time.Sleep(20 * time.Millisecond)
+	feed.mu.Lock()
+	feed.down = false
+	feed.mu.Unlock()
+	waitFor(t, "the moved players to resolve to their new home", func() bool {
+		for _, p := range []string{"a", "b", "c"} {
+			if h, _ := c.Home(context.Background(), p); h != "us-east" {
+				return false
+			}
+		}
+		return true
+	})
+	calls := src.callCount()
+	if h, _ := c.Home(context.Background(), "d"); h != "eu-west" || src.callCount() != calls {
+		t.Errorf("unmoved player: home %q with %d new source calls, want a cache hit", h, src.callCount()-calls)
+	}
+	cancel()
+	<-done
+	feed.mu.Lock()
+	defer feed.mu.Unlock()
+	if feed.afters[0] != -1 {
+		t.Errorf("first request asked after %d, want -1 (from now)", feed.afters[0])
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

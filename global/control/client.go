@@ -129,6 +129,18 @@ func (c *Client) Orders(ctx context.Context, cell string, after int64) (Orders, 
 	return out, err
 }
 
+// Moves returns every cell's redirect markers after the cursor; with
+// after < 0, none and the cursor to follow from now on.
+func (c *Client) Moves(ctx context.Context, after int64) (MovesResponse, error) {
+	path := PathMoves
+	if after >= 0 {
+		path += "?after=" + strconv.FormatInt(after, 10)
+	}
+	var out MovesResponse
+	err := c.do(ctx, "control.Moves", http.MethodGet, path, false, nil, &out)
+	return out, err
+}
+
 // Drain sets cell draining (or changes the rate of its drain).
 func (c *Client) Drain(ctx context.Context, cell string, req DrainRequest) (DrainState, error) {
 	var out DrainState

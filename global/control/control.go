@@ -9,6 +9,7 @@
 //	GET    /v1/cells                   → CellsResponse: health, load and state of every cell
 //	GET    /v1/routing                 → RoutingResponse: cell states and overrides, for routers and cells
 //	GET    /v1/cells/{cell}/orders     → Orders: drain and redirect markers, for the cell's processes
+//	GET    /v1/moves                   → MovesResponse: every rehome, for routers' home caches
 //	PUT    /v1/cells/{cell}/drain      DrainRequest → DrainState (ScopeAdmin)
 //	DELETE /v1/cells/{cell}/drain      (ScopeAdmin)
 //	GET    /v1/overrides               → OverridesResponse (ScopeAdmin)
@@ -79,6 +80,7 @@ type Store interface {
 
 	RecordMove(ctx context.Context, playerID, from, to string) (directory.Move, error)
 	Moves(ctx context.Context, cell string, after int64, limit int) ([]directory.Move, error)
+	MoveHead(ctx context.Context) (int64, error)
 	PruneMoves(ctx context.Context, before time.Time) (int, error)
 
 	SetCellState(ctx context.Context, s directory.CellState) (directory.CellState, error)
@@ -271,6 +273,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/v1/cells", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
 	mux.HandleFunc("GET /v1/routing", s.getRouting)
 	mux.HandleFunc("/v1/routing", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("GET /v1/moves", s.getMoves)
+	mux.HandleFunc("/v1/moves", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
 	mux.HandleFunc("GET /v1/cells/{cell}/orders", s.getOrders)
 	mux.HandleFunc("/v1/cells/{cell}/orders", httpapi.MethodNotAllowed(http.MethodGet, http.MethodHead))
 	mux.HandleFunc("PUT /v1/cells/{cell}/drain", s.putDrain)

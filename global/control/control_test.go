@@ -791,3 +791,28 @@ func TestNewRequiresDeps(t *testing.T) {
 		t.Fatalf("New with no deps: got %v, want an error naming Directory, Health, Verifier", err)
 	}
 }
+
+func TestMovesFeed(t *testing.T) {
+	e := newEnv(t)
+	c := &control.Client{BaseURL: e.srv.URL}
+	start, err := c.Moves(ctx(t), -1)
+	if err != nil || start.Next != 0 || len(start.Moves) != 0 {
+		t.Fatalf("from now on an empty feed: %+v, %v; want next 0", start, err)
+	}
+	if err := e.dir.SetHome(ctx(t), playerA, "eu-west"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin(t).Rehome(ctx(t), playerA, control.RehomeRequest{Cell: "us-east"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Moves(ctx(t), start.Next)
+	if err != nil || len(got.Moves) != 1 || got.Moves[0].PlayerID != playerA || got.Moves[0].To != "us-east" || got.Moves[0].ToGateway != "10.0.0.2:4120" {
+		t.Fatalf("moves after %d: %+v, %v", start.Next, got, err)
+	}
+	if now, err := c.Moves(ctx(t), -1); err != nil || now.Next != got.Next || len(now.Moves) != 0 {
+		t.Errorf("from now after a move: %+v, %v; want next %d and no moves", now, err, got.Next)
+	}
+	if again, _ := c.Moves(ctx(t), got.Next); len(again.Moves) != 0 || again.Next != got.Next {
+		t.Errorf("after the last move: %+v", again)
+	}
+}

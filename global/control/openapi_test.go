@@ -45,13 +45,14 @@ var controlSchemaTypes = map[string]reflect.Type{
 	"OverridesResponse": reflect.TypeFor[control.OverridesResponse](),
 	"RehomeRequest":     reflect.TypeFor[control.RehomeRequest](),
 	"RehomeResult":      reflect.TypeFor[control.RehomeResult](),
+	"MovesResponse":     reflect.TypeFor[control.MovesResponse](),
 	"CellsResponse":     reflect.TypeFor[router.CellsResponse](),
 	"CellHealth":        reflect.TypeFor[router.CellHealth](),
 }
 
 var controlOps = []string{
 	"GET /v1/directory/{player}", "PUT /v1/directory/{player}", "GET /v1/cells", "GET /v1/routing",
-	"GET /v1/cells/{cell}/orders", "PUT /v1/cells/{cell}/drain", "DELETE /v1/cells/{cell}/drain",
+	"GET /v1/cells/{cell}/orders", "GET /v1/moves", "PUT /v1/cells/{cell}/drain", "DELETE /v1/cells/{cell}/drain",
 	"GET /v1/overrides", "PUT /v1/overrides/{player}", "DELETE /v1/overrides/{player}",
 	"POST /v1/players/{player}/rehome",
 }
@@ -381,6 +382,9 @@ func TestOpenAPIControlAnswersMatchDoc(t *testing.T) {
 	rh := "/v1/players/" + playerA + "/rehome"
 	check("rehome", h, "POST", rh, admin, js, `{"cell":"us-east"}`, "", 200)
 	check("rehome: orders carry the marker", h, "GET", "/v1/cells/eu-west/orders", "", "", "", "", 200)
+	check("moves: the cursor to follow from", h, "GET", "/v1/moves", "", "", "", "", 200)
+	check("moves after 0", h, "GET", "/v1/moves?after=0", "", "", "", "", 200)
+	check("moves: bad cursor", h, "GET", "/v1/moves?after=x", "", "", "", "", 400)
 	check("rehome: unknown cell", h, "POST", rh, admin, js, `{"cell":"mars"}`, "", 400)
 	check("rehome: no token", h, "POST", rh, "", js, `{"cell":"us-east"}`, "", 401)
 	check("rehome: wrong scope", h, "POST", rh, cellTok, js, `{"cell":"us-east"}`, "", 403)
@@ -409,6 +413,7 @@ func TestOpenAPIControlAnswersMatchDoc(t *testing.T) {
 	check("drain: database down", h, "PUT", "/v1/cells/ap-south/drain", admin, js, `{}`, "", 503)
 	check("undrain: database down", h, "DELETE", "/v1/cells/eu-west/drain", admin, "", "", "", 503)
 	check("orders: database down", h, "GET", "/v1/cells/eu-west/orders", "", "", "", "", 503)
+	check("moves: database down", h, "GET", "/v1/moves?after=0", "", "", "", "", 503)
 	check("rehome: database down", h, "POST", rh, admin, js, `{"cell":"ap-south"}`, "", 503)
 	check("routing: database down from the start", noMover, "GET", "/v1/routing", "", "", "", "", 503)
 	st.down.Store(false)

@@ -158,6 +158,17 @@ func (m *Memory) Moves(_ context.Context, cell string, after int64, limit int) (
 	return out, nil
 }
 
+// MoveHead returns the sequence number of the latest move kept (0 when
+// none is): a reader that starts from it sees only later moves.
+func (m *Memory) MoveHead(context.Context) (int64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.moves) == 0 {
+		return 0, nil
+	}
+	return m.moves[len(m.moves)-1].Seq, nil
+}
+
 // PruneMoves forgets moves made before before and returns how many.
 func (m *Memory) PruneMoves(_ context.Context, before time.Time) (int, error) {
 	m.mu.Lock()

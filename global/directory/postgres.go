@@ -273,6 +273,16 @@ func (p *Postgres) Moves(ctx context.Context, cell string, after int64, limit in
 	return out, nil
 }
 
+// MoveHead returns the sequence number of the latest move recorded (0
+// when none is kept): a reader that starts from it sees only later moves.
+func (p *Postgres) MoveHead(ctx context.Context) (int64, error) {
+	var head int64
+	if err := p.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM player_moves`).Scan(&head); err != nil {
+		return 0, apierr.Wrap("directory.MoveHead", apierr.Unavailable, "", err)
+	}
+	return head, nil
+}
+
 // PruneMoves forgets moves made before before and returns how many.
 func (p *Postgres) PruneMoves(ctx context.Context, before time.Time) (int, error) {
 	tag, err := p.pool.Exec(ctx, `DELETE FROM player_moves WHERE moved_at < $1`, before)

@@ -181,10 +181,13 @@ func startOpsWorld(t *testing.T, database bool) *opsWorld {
 
 	// A router reading the control plane over HTTP, as `livecell router
 	// --control` does.
-	rhomes, rsrc, err := controlReader(w.controlURL, 100*time.Millisecond, prometheus.NewRegistry())
+	// The production TTL: the move feed, not expiry, must update a
+	// rehomed player's cached home.
+	rhomes, rsrc, err := controlReader(w.controlURL, 30*time.Second, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
+	go rhomes.FollowMoves(ctx, rsrc, 50*time.Millisecond)
 	r, err := router.New(fast, router.Deps{Logger: log, Metrics: prometheus.NewRegistry(), Homes: rhomes, Routing: rsrc})
 	if err != nil {
 		t.Fatal(err)
@@ -427,6 +430,10 @@ func TestRehomePlayer(t *testing.T) {
 	other := w.register(t, "eu-west", "homebody")
 	w.connect(t, other, "eu-west")
 
+	// The router caches the player's home (for 30 s).
+	if res, err := w.resolve(t, "player="+p.id); err != nil || res.HomeCell != "eu-west" {
+		t.Fatalf("resolve before the move: %+v, %v", res, err)
+	}
 	res, err := w.admin.Rehome(ctx, p.id, control.RehomeRequest{Cell: "us-east"})
 	if err != nil {
 		t.Fatalf("rehome: %v", err)

@@ -53,9 +53,14 @@ which only suits "livecell dev".`,
 				routing router.RoutingSource
 			)
 			if ctrl != "" {
-				if homes, routing, err = controlReader(ctrl, cacheTTL, reg); err != nil {
+				cache, client, err := controlReader(ctrl, cacheTTL, reg)
+				if err != nil {
 					return err
 				}
+				homes, routing = cache, client
+				// Rehomed players resolve to their new cell within a
+				// second, not a cache TTL later.
+				go cache.FollowMoves(ctx, client, time.Second)
 			} else {
 				st, err := openStores(ctx, log, database)
 				if err != nil {

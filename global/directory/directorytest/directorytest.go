@@ -30,6 +30,7 @@ type Store interface {
 
 	RecordMove(ctx context.Context, playerID, from, to string) (directory.Move, error)
 	Moves(ctx context.Context, cell string, after int64, limit int) ([]directory.Move, error)
+	MoveHead(ctx context.Context) (int64, error)
 	PruneMoves(ctx context.Context, before time.Time) (int, error)
 
 	SetCellState(ctx context.Context, s directory.CellState) (directory.CellState, error)
@@ -421,9 +422,15 @@ func testMoves(t *testing.T, s Store) {
 	if got, err := s.Moves(ctx, "", 0, 0); err != nil || len(got) != 0 {
 		t.Fatalf("Moves on an empty directory = %v, %v; want none", got, err)
 	}
+	if head, err := s.MoveHead(ctx); err != nil || head != 0 {
+		t.Errorf("MoveHead of an empty directory = %d, %v; want 0", head, err)
+	}
 	m1 := mustMove(t, s, "p1", "a", "b")
 	m2 := mustMove(t, s, "p2", "c", "d")
 	m3 := mustMove(t, s, "p1", "b", "a")
+	if head, err := s.MoveHead(ctx); err != nil || head != m3.Seq {
+		t.Errorf("MoveHead = %d, %v; want the latest seq %d", head, err, m3.Seq)
+	}
 	if !(m1.Seq < m2.Seq && m2.Seq < m3.Seq) {
 		t.Errorf("seqs %d, %d, %d: want increasing", m1.Seq, m2.Seq, m3.Seq)
 	}
@@ -460,6 +467,9 @@ func testMoves(t *testing.T, s Store) {
 	}
 	if got, _ := s.Moves(ctx, "", 0, 0); len(got) != 0 {
 		t.Errorf("Moves after pruning all = %+v, want none", got)
+	}
+	if head, err := s.MoveHead(ctx); err != nil || head != 0 {
+		t.Errorf("MoveHead after pruning all = %d, %v; want 0", head, err)
 	}
 	// Sequence numbers never go back, even after pruning.
 	if m4 := mustMove(t, s, "p3", "a", "b"); m4.Seq <= m3.Seq {
