@@ -105,7 +105,11 @@ func newEngine(spec shardSpec, extra map[string]Transport, log *slog.Logger) (*e
 			return nil, fmt.Errorf("loadtest: source address %q: %w", spec.Source, err)
 		}
 	}
-	if e.transport, err = transportFor(transports(extra), sc.Connect.Transport); err != nil {
+	all, err := transports(extra, spec.Target)
+	if err != nil {
+		return nil, err
+	}
+	if e.transport, err = transportFor(all, sc.Connect.Transport); err != nil {
 		return nil, err
 	}
 	e.cells = sc.Cells
@@ -149,8 +153,13 @@ func newEngine(spec shardSpec, extra map[string]Transport, log *slog.Logger) (*e
 // checkTarget reports what the scenario needs that the target lacks.
 func checkTarget(sc *scenario.Scenario, t Target, extra map[string]Transport) error {
 	var probs []string
-	if _, err := transportFor(transports(extra), sc.Connect.Transport); err != nil {
+	if all, err := transports(extra, t); err != nil {
 		probs = append(probs, err.Error())
+	} else if _, err := transportFor(all, sc.Connect.Transport); err != nil {
+		probs = append(probs, err.Error())
+	}
+	if sc.Connect.Transport == "quic" && t.EdgeCertFile == "" && extra["quic"] == nil {
+		probs = append(probs, "connect.transport: quic needs the edge's certificate to trust (--edge-cert, --world)")
 	}
 	switch sc.Login {
 	case scenario.LoginPassword:

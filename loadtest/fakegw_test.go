@@ -69,6 +69,13 @@ func startFakeGateway(t *testing.T, cell string, ks *token.KeySet, opts ...func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFakeGateway(t, ln, cell, ks, opts...)
+}
+
+// serveFakeGateway serves the fake gateway on any listener: TCP, or an
+// edge transport's.
+func serveFakeGateway(t *testing.T, ln net.Listener, cell string, ks *token.KeySet, opts ...func(*fakeGateway)) *fakeGateway {
+	t.Helper()
 	g := &fakeGateway{t: t, ln: ln, cell: cell, verify: token.NewVerifier(ks, nil), sources: map[string]int{}, conns: map[net.Conn]bool{}}
 	for _, o := range opts {
 		o(g)

@@ -60,6 +60,9 @@ type Target struct {
 	// SigningKeyFile is the PEM signing key of the cells (see `livecell
 	// keys`): token login mints access tokens with it.
 	SigningKeyFile string `json:"signing_key_file,omitempty"`
+	// EdgeCertFile holds the certificate(s) the edges serve QUIC (and
+	// wss) with, for players to trust.
+	EdgeCertFile string `json:"edge_cert_file,omitempty"`
 }
 
 // Edge is one edge relay endpoint.

@@ -3,20 +3,25 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	edgetransport "github.com/livecell/livecell/edge/transport"
 	"github.com/livecell/livecell/internal/apierr"
 	"github.com/livecell/livecell/internal/gameclient"
+	"github.com/livecell/livecell/internal/protocol"
 	"github.com/livecell/livecell/loadtest/report"
 	"github.com/livecell/livecell/loadtest/scenario"
 )
@@ -311,6 +316,47 @@ phases:
 	}
 }
 
+// TestRunOverEdgeTransports plays through QUIC and WebSocket listeners of
+// edge/transport, as players of an edge do.
+func TestRunOverEdgeTransports(t *testing.T) {
+	key, ks := writeKey(t)
+	certPEM, keyPEM, err := edgetransport.GenerateCert([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(t.TempDir(), "edge-cert.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ql, err := edgetransport.ListenQUIC("127.0.0.1:0", edgetransport.ServerTLS(cert), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl, err := edgetransport.ListenWS("127.0.0.1:0", nil, protocol.DefaultMaxFrame, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gws := map[string]*fakeGateway{"quic": serveFakeGateway(t, ql, "a", ks), "ws": serveFakeGateway(t, wl, "a", ks)}
+	for tr, gw := range gws {
+		t.Run(tr, func(t *testing.T) {
+			doc := "name: edge\nplayers: 4\nlogin: token\ncells: [a]\nconnect: {via: edge, transport: " + tr + "}\n" +
+				"requests: {rate: 10/s, mix: [{op: echo}]}\nphases: [{duration: 1s}]\n"
+			r := run(t, Config{Scenario: []byte(doc), Target: Target{SigningKeyFile: key, EdgeCertFile: certFile,
+				Edges: []Edge{{Cell: "a", Transport: tr, Addr: gw.ln.Addr().String()}}}})
+			if c := op(t, r, "connect"); c.OK != 4 || c.Failed != 0 {
+				t.Errorf("connect over %s: %+v", tr, c)
+			}
+			if e := op(t, r, "echo"); e.OK == 0 || e.Failed != 0 || e.OK != gw.echoes.Load() {
+				t.Errorf("echo over %s: %+v, the server answered %d", tr, e, gw.echoes.Load())
+			}
+		})
+	}
+}
+
 func TestRunRefusesWhatCannotRun(t *testing.T) {
 	key, _ := writeKey(t)
 	for _, tt := range []struct {
@@ -322,7 +368,9 @@ func TestRunRefusesWhatCannotRun(t *testing.T) {
 		{"password without router", Config{Scenario: []byte("name: x\nplayers: 1\nphases: [{duration: 1s}]\n")}, "resolves players at a router"},
 		{"token without key", Config{Scenario: []byte("name: x\nplayers: 1\nlogin: token\nphases: [{duration: 1s}]\n"), Target: Target{Gateways: map[string][]string{"a": {"127.0.0.1:1"}}}}, "signing key"},
 		{"token without gateway", Config{Scenario: []byte("name: x\nplayers: 1\nlogin: token\ncells: [b]\nphases: [{duration: 1s}]\n"), Target: Target{SigningKeyFile: key}}, "gateway of cell b"},
-		{"edge without edges", Config{Scenario: []byte("name: x\nplayers: 1\nconnect: {via: edge, transport: quic}\nphases: [{duration: 1s}]\n"), Target: Target{Routers: []string{"http://127.0.0.1:1"}}}, `transport "quic" is not available`},
+		{"unknown transport", Config{Scenario: []byte("name: x\nplayers: 1\nconnect: {via: edge, transport: sctp}\nphases: [{duration: 1s}]\n"), Target: Target{Routers: []string{"http://127.0.0.1:1"}}}, `transport "sctp" is not available here (have: [quic tcp ws])`},
+		{"edge without edges", Config{Scenario: []byte("name: x\nplayers: 1\nconnect: {via: edge, transport: ws}\nphases: [{duration: 1s}]\n"), Target: Target{Routers: []string{"http://127.0.0.1:1"}}}, "needs an edge address for transport ws"},
+		{"quic without certificate", Config{Scenario: []byte("name: x\nplayers: 1\nconnect: {via: edge, transport: quic}\nphases: [{duration: 1s}]\n"), Target: Target{Routers: []string{"http://127.0.0.1:1"}, Edges: []Edge{{Transport: "quic", Addr: "127.0.0.1:1"}}}}, "quic needs the edge's certificate"},
 		{"sharding without workers", Config{Scenario: []byte("name: x\nplayers: 4\nlogin: token\nphases: [{duration: 1s}]\n"), Processes: 2, Target: Target{SigningKeyFile: key, Gateways: map[string][]string{"a": {"127.0.0.1:1"}}}}, "WorkerCommand"},
 	} {
 		_, err := Run(context.Background(), tt.cfg)

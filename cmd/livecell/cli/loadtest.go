@@ -30,6 +30,7 @@ type loadtestFlags struct {
 	gateways     []string
 	edges        []string
 	signingKey   string
+	edgeCert     string
 	players      int
 	processes    int
 	perProcess   int
@@ -60,8 +61,9 @@ Where the world is:
   (default)       the router, gateways and edges of cells.yaml (--config):
                   what "livecell dev" serves
   --world DIR     the multi-process world of "livecell world up": its routers,
-                  gateways, signing key, and every process sampled from /proc
-  --router, --gateway, --edge, --signing-key   name them one by one
+                  gateways, edges, signing key and edge certificate, and every
+                  process sampled from /proc
+  --router, --gateway, --edge, --signing-key, --edge-cert   one by one
 
 More players than one process should hold (--max-sessions-per-process,
 15,000: a process may open 20,000 files here) shard the run over worker
@@ -81,6 +83,7 @@ drops connections is reported as errors (exit 0, or 3 with --fail-on-errors).`,
 	fl.StringSliceVar(&f.gateways, "gateway", nil, "cell=host:port of a gateway, for login: token (repeatable; default: the gateways of cells.yaml)")
 	fl.StringSliceVar(&f.edges, "edge", nil, "[cell=][tcp|quic|ws://]host:port of an edge, for connect.via: edge (repeatable; default: the edges of cells.yaml)")
 	fl.StringVar(&f.signingKey, "signing-key", env("LIVECELL_SIGNING_KEY_FILE", ""), "PEM signing key of the cells, for login: token (env LIVECELL_SIGNING_KEY_FILE)")
+	fl.StringVar(&f.edgeCert, "edge-cert", "", "PEM certificate the edges serve QUIC (and wss) with, for players to trust")
 	fl.IntVar(&f.players, "players", 0, "replace the scenario's number of players (phases in percent scale with it)")
 	fl.IntVar(&f.processes, "processes", 0, "load-generating processes (0: as many as --max-sessions-per-process needs)")
 	fl.IntVar(&f.perProcess, "max-sessions-per-process", loadtest.DefaultMaxSessionsPerProcess, "most sessions one process holds")
@@ -187,7 +190,7 @@ func writeHTMLReport(path string, r *report.Report) error {
 // cells.yaml for what neither gives.
 func (f *loadtestFlags) target(g *globals, cfg *loadtest.Config) error {
 	t := &cfg.Target
-	t.SigningKeyFile = f.signingKey
+	t.SigningKeyFile, t.EdgeCertFile = f.signingKey, f.edgeCert
 	if f.world != "" {
 		st, err := mpworld.Load(f.world)
 		if err != nil {
@@ -326,6 +329,9 @@ func worldTarget(st *mpworld.State, cfg *loadtest.Config) {
 	}
 	if t.SigningKeyFile == "" {
 		t.SigningKeyFile = st.SigningKeyFile
+	}
+	if t.EdgeCertFile == "" {
+		t.EdgeCertFile = st.EdgeCertFile
 	}
 	for _, p := range st.Running() {
 		pid := p.PID

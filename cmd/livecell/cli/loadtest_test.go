@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	mpworld "github.com/livecell/livecell/chaos/world"
 	"github.com/livecell/livecell/loadtest"
 	"github.com/livecell/livecell/loadtest/report"
 )
@@ -202,6 +203,29 @@ phases:
 	}
 	if time.Since(start) > time.Minute {
 		t.Errorf("a 2.5 s scenario took %s", time.Since(start))
+	}
+
+	// Through the world's edge, over QUIC and WebSocket: the edge relays
+	// each player to its home cell's gateway.
+	if len(st.ByRole(mpworld.RoleEdge)) == 0 {
+		t.Fatal("the world runs no edge")
+	}
+	for _, tr := range []string{"quic", "ws"} {
+		sc := writeScenario(t, `name: edge
+players: 4
+cells: [eu-west, us-east]
+connect: {via: edge, transport: `+tr+`}
+requests: {rate: 5/s, mix: [{op: accounts.me}]}
+phases:
+  - {name: steady, duration: 1500ms}
+`)
+		r := loadtestReport(t, sc, "--world", st.Dir)
+		if c := reportOp(t, r, "connect"); c.OK != 4 || c.Failed != 0 {
+			t.Errorf("connect through the edge over %s: %+v", tr, c)
+		}
+		if o := reportOp(t, r, "accounts.me"); o.OK == 0 || o.Failed != 0 {
+			t.Errorf("accounts.me through the edge over %s: %+v", tr, o)
+		}
 	}
 }
 
