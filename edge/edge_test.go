@@ -567,4 +567,32 @@ func TestRouterResolver(t *testing.T) {
 	if _, err := r.Home(context.Background(), "p-8"); err == nil {
 		t.Error("a 400 answer gave no error")
 	}
+	// Every router unreachable: they are not asked again for a while, so
+	// sessions do not each wait for routers that are down.
+	down := &edge.Router{URLs: []string{"http://127.0.0.1:1"}}
+	if _, err := down.Home(context.Background(), "p-7"); err == nil {
+		t.Fatal("an unreachable router gave no error")
+	}
+	down.URLs = []string{"http://" + ln.Addr().String()}
+	if _, err := down.Home(context.Background(), "p-7"); err == nil {
+		t.Error("right after every router failed: asked again, want an immediate error")
+	}
+	// A router that refuses one player (4xx) is not down.
+	one := &edge.Router{URLs: []string{"http://" + ln.Addr().String()}}
+	if _, err := one.Home(context.Background(), "p-8"); err == nil {
+		t.Fatal("a 400 answer gave no error")
+	}
+	if cell, err := one.Home(context.Background(), "p-7"); err != nil || cell != "b" {
+		t.Errorf("after a 400 for another player: got %q, %v; want the router asked", cell, err)
+	}
+	// After the backoff, a router that was down is asked again.
+	gone := &edge.Router{URLs: []string{"http://127.0.0.1:1"}, Backoff: time.Millisecond}
+	if _, err := gone.Home(context.Background(), "p-7"); err == nil {
+		t.Fatal("an unreachable router gave no error")
+	}
+	time.Sleep(5 * time.Millisecond)
+	gone.URLs = []string{"http://" + ln.Addr().String()}
+	if cell, err := gone.Home(context.Background(), "p-7"); err != nil || cell != "b" {
+		t.Errorf("after the backoff: got %q, %v; want the router asked again", cell, err)
+	}
 }
