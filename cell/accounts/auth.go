@@ -59,8 +59,7 @@ func (s *Service) register(ctx context.Context, _ *attempt, req accountsapi.Regi
 	// directory sweep can collect it. The reverse order could leave a player
 	// the router cannot find.
 	if err := s.homes.SetHome(ctx, p.ID, p.HomeCell); err != nil {
-		return accountsapi.AuthResponse{}, apierr.Wrap(op, apierr.Unavailable, "player directory is unavailable, retry later",
-			fmt.Errorf("SetHome(%s, %s): %w", p.ID, p.HomeCell, err))
+		return accountsapi.AuthResponse{}, homeError(op, p, err)
 	}
 	if err := s.store.CreatePlayer(ctx, p); err != nil {
 		if apierr.CodeOf(err) == apierr.Conflict {
@@ -212,4 +211,16 @@ func storeError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return apierr.Wrap(op, apierr.Internal, "", err)
+}
+
+// homeError is the client's answer when the directory refuses or fails to
+// record a new player's home. A draining cell (the control plane's answer
+// once an operator drains it) passes through: retrying here is futile, the
+// client must resolve its cell again.
+func homeError(op string, p Player, err error) error {
+	if apierr.CodeOf(err) == apierr.Draining {
+		return apierr.Wrap(op, apierr.Draining, "this cell takes no new players: resolve your cell again", err)
+	}
+	return apierr.Wrap(op, apierr.Unavailable, "player directory is unavailable, retry later",
+		fmt.Errorf("SetHome(%s, %s): %w", p.ID, p.HomeCell, err))
 }

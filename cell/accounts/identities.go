@@ -198,8 +198,7 @@ func (s *Service) createPlatformPlayer(ctx context.Context, op string, id platfo
 		// never stored is harmless, a stored player the router cannot
 		// find is not.
 		if err := s.homes.SetHome(ctx, p.ID, p.HomeCell); err != nil {
-			return Player{}, false, apierr.Wrap(op, apierr.Unavailable, "player directory is unavailable, retry later",
-				fmt.Errorf("SetHome(%s, %s): %w", p.ID, p.HomeCell, err))
+			return Player{}, false, homeError(op, p, err)
 		}
 		err = s.sessions.CreatePlayerWithIdentityAndToken(ctx, p, Identity{
 			Provider: id.Provider, Subject: id.Subject, DisplayName: id.DisplayName, CreatedAt: p.CreatedAt,

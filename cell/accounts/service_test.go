@@ -558,6 +558,20 @@ func TestSetHomeFailure(t *testing.T) {
 	e.register("alice", "password1")
 }
 
+// A draining cell's refusal reaches the client as draining, not as a
+// retryable outage at the same cell: the client must resolve again.
+func TestSetHomeDraining(t *testing.T) {
+	e := newEnv(t, nil)
+	e.homes.err = apierr.New(apierr.Draining, "cell eu-west is draining")
+	r := e.post(accountsapi.PathRegister, authBody("bob", "password1"))
+	if b := r.errBody(t); r.status != http.StatusServiceUnavailable || b.Code != apierr.Draining {
+		t.Fatalf("register at a draining cell: status %d body %s, want 503 draining", r.status, r.body)
+	}
+	if n := e.store.created.Load(); n != 0 {
+		t.Errorf("players stored = %d, want 0", n)
+	}
+}
+
 // failingStore fails every call with an uncoded infrastructure error.
 type failingStore struct{}
 
