@@ -155,7 +155,9 @@ func TestNothingIsRelayedBeforeTheHelloVerifies(t *testing.T) {
 	addr := rb.start(t)
 	r := newRig(t, rigOptions{
 		backbones: map[string]string{"a": addr},
-		edgeCfg:   func(c *edge.Config) { c.AuthTimeout = 200 * time.Millisecond },
+		// The recording backbone never answers a Hello: the verified
+		// player's session times out there and lands on b.
+		edgeCfg: func(c *edge.Config) { c.AuthTimeout, c.HelloTimeout = 200*time.Millisecond, 300*time.Millisecond },
 	})
 	serverTok, _, err := r.signer.IssueServer("ds", []string{"ops"}, time.Hour)
 	if err != nil {
@@ -239,7 +241,8 @@ func TestNothingIsRelayedBeforeTheHelloVerifies(t *testing.T) {
 	if got := metric(t, r.reg, "livecell_edge_auth_failures_total", "code", "not_authenticated"); got != 3 {
 		t.Errorf("auth_failures_total{not_authenticated}: got %v, want 3", got)
 	}
-	// The same edge relays a player whose token verifies.
+	// The same edge relays a player whose token verifies: its session is
+	// opened on cell a's (recording) backbone first.
 	r.dial(edge.TransportTCP, r.player("p-ok", "a"))
 	eventually(t, "the verified player's session on the backbone", func() bool {
 		rb.mu.Lock()
@@ -594,5 +597,61 @@ func TestRouterResolver(t *testing.T) {
 	gone.URLs = []string{"http://" + ln.Addr().String()}
 	if cell, err := gone.Home(context.Background(), "p-7"); err != nil || cell != "b" {
 		t.Errorf("after the backoff: got %q, %v; want the router asked again", cell, err)
+	}
+}
+
+func TestGatewayStopMovesTheSession(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.dial(edge.TransportWS, r.player("p-stop", "a"))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := r.cell["a"].gw.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case push := <-c.Pushes():
+		var m protocol.SessionMoved
+		if push.Topic != protocol.TopicSessionMoved || json.Unmarshal(push.Data, &m) != nil || m.Cell != "b" || m.Reason != "shutting_down" {
+			t.Fatalf("push %s %s, want session.moved to b for shutting_down", push.Topic, push.Data)
+		}
+	case <-c.Done():
+		t.Fatalf("the player's connection closed: %v", c.Err())
+	case <-time.After(waitLong):
+		t.Fatal("no session.moved push")
+	}
+	if got := where(t, c); got != "b" {
+		t.Errorf("served by %q after the stop, want b", got)
+	}
+}
+
+func TestPlayerWhoDoesNotReadIsDropped(t *testing.T) {
+	r := newRig(t, rigOptions{edgeCfg: func(c *edge.Config) { c.OutboundQueue = 4; c.WriteTimeout = time.Second }})
+	nc, err := r.rawDial(context.Background(), edge.TransportTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4 << 10)
+	}
+	hello, _ := json.Marshal(protocol.Hello{Protocol: protocol.Version, Token: r.player("p-deaf", "b")})
+	if _, err := nc.Write(protocol.Encode(protocol.Frame{Header: protocol.Header{Opcode: protocol.OpHello, RequestID: 1}, Payload: hello})); err != nil {
+		t.Fatal(err)
+	}
+	gw := r.cell["b"].gw
+	eventually(t, "the session at the gateway", func() bool { return gw.Sessions() == 1 })
+	big, _ := json.Marshal(strings.Repeat("x", 60<<10))
+	for i := 0; i < 200 && metric(t, r.reg, "livecell_edge_closes_total", "reason", "slow_consumer") == 0; i++ {
+		if _, err := gw.Push(context.Background(), "p-deaf", protocol.Push{Topic: "test.big", Data: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the edge to drop the player", func() bool {
+		return metric(t, r.reg, "livecell_edge_closes_total", "reason", "slow_consumer") == 1
+	})
+	// Its session at the gateway ends with it.
+	eventually(t, "the gateway session to end", func() bool { return gw.Sessions() == 0 })
+	if got := metric(t, r.reg, "livecell_edge_sessions", "transport", "tcp"); got != 0 {
+		t.Errorf("sessions{tcp}: got %v, want 0", got)
 	}
 }
