@@ -113,6 +113,7 @@ type session struct {
 	att       *attachment   // where the session's frames go; nil or not ready while it moves
 	old       []*attachment // attachments moved away from, still owed answers
 	moving    bool
+	again     *move // a move asked for while one ran; the running one starts it when done
 	pending   []byte // player frames held while the session moves, as received
 	npending  int
 	inflight  map[uint32]inflight // by the id the gateway sees
@@ -842,9 +843,20 @@ func (s *session) retire(a *attachment) {
 	s.detached(a, false)
 }
 
+// move is a request to move the session.
+type move struct{ from, reason, target string }
+
+// goReattach starts moving the session, or, when a move is already
+// running (the cell it just reached failed in turn), has that one start
+// this one when it is done.
 func (s *session) goReattach(from, reason, target string) {
 	s.mu.Lock()
-	if s.moving || s.closing {
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	if s.moving {
+		s.again = &move{from, reason, target}
 		s.mu.Unlock()
 		return
 	}
@@ -862,7 +874,16 @@ func (s *session) reattach(from, reason, target string) {
 	defer func() {
 		s.mu.Lock()
 		s.moving = false
+		next := s.again
+		s.again = nil
+		// Only when the session is left without a gateway: a move that
+		// arrived while this one ran and was overtaken by its result is moot.
+		if next == nil || s.att != nil || s.closing {
+			s.mu.Unlock()
+			return
+		}
 		s.mu.Unlock()
+		s.goReattach(next.from, next.reason, next.target)
 	}()
 	start := time.Now()
 	var route []string
