@@ -113,7 +113,7 @@ type session struct {
 	att       *attachment   // where the session's frames go; nil or not ready while it moves
 	old       []*attachment // attachments moved away from, still owed answers
 	moving    bool
-	again     *move // a move asked for while one ran; the running one starts it when done
+	again     *move  // a move asked for while one ran; the running one starts it when done
 	pending   []byte // player frames held while the session moves, as received
 	npending  int
 	inflight  map[uint32]inflight // by the id the gateway sees
