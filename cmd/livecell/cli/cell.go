@@ -41,6 +41,8 @@ type cellFlags struct {
 	apiListen     string
 	gatewayListen string
 	reusePort     bool
+	engine        string
+	loops         int
 	drainGrace    time.Duration
 	maxSessions   int
 	passwordAuth  bool
@@ -57,6 +59,8 @@ func (f *cellFlags) register(cmd *cobra.Command, defaultServices string) {
 	fl.StringVar(&f.apiListen, "api-listen", "", "override the HTTP API listen address from cells.yaml")
 	fl.StringVar(&f.gatewayListen, "gateway-listen", "", "override the gateway listen address from cells.yaml")
 	fl.BoolVar(&f.reusePort, "reuse-port", true, "bind the gateway with SO_REUSEPORT so several processes share its port")
+	fl.StringVar(&f.engine, "gateway-engine", env("LIVECELL_GATEWAY_ENGINE", ""), "gateway connection engine: epoll (Linux default: no goroutine per idle session) or goroutine (env LIVECELL_GATEWAY_ENGINE)")
+	fl.IntVar(&f.loops, "gateway-loops", 0, "event loops of the epoll engine (0: one per GOMAXPROCS)")
 	fl.DurationVar(&f.drainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long players get to reconnect elsewhere before their sessions close")
 	fl.IntVar(&f.maxSessions, "max-sessions", 0, "refuse sessions beyond this many in this process (0: no limit)")
 	fl.BoolVar(&f.passwordAuth, "password-auth", true, "enable username/password registration and login (development and testing)")
@@ -153,6 +157,7 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 		return err
 	}
 	cfg.Gateway.ReusePort = f.reusePort
+	cfg.Gateway.Engine, cfg.Gateway.Loops = f.engine, f.loops
 	cfg.Gateway.DrainGrace = f.drainGrace
 	cfg.Gateway.MaxSessions = f.maxSessions
 	deps := cell.Deps{
