@@ -3,6 +3,7 @@ package stats
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -14,6 +15,7 @@ const AllPhases = -1
 // operation and phase and into a time series with one Point per tick. It
 // is not safe for concurrent use: one goroutine of the parent feeds it.
 type Aggregate struct {
+	groups  map[string][]string // group name → member operations
 	totals  map[key]*Total
 	shards  map[int]*shard
 	pending map[int]*window
@@ -93,6 +95,16 @@ func NewAggregate(shards int) *Aggregate {
 	return a
 }
 
+// Group makes the time series carry, under name, the members taken
+// together: a tick's percentiles over several operations cannot be
+// computed from each one's.
+func (a *Aggregate) Group(name string, members ...string) {
+	if a.groups == nil {
+		a.groups = map[string][]string{}
+	}
+	a.groups[name] = append([]string(nil), members...)
+}
+
 // Add merges one Interval. A malformed one is rejected whole: nothing of it
 // is counted.
 func (a *Aggregate) Add(iv Interval) error {
@@ -131,23 +143,18 @@ func (a *Aggregate) Add(iv Interval) error {
 	for _, x := range ds {
 		t := a.total(key{x.d.Op, x.d.Phase})
 		t.OK += x.d.OK
-		wo := w.ops[x.d.Op]
-		if wo == nil {
-			wo = &windowOp{}
-			w.ops[x.d.Op] = wo
-		}
-		wo.ok += x.d.OK
 		for k, n := range x.d.Errors {
 			t.Errors[k] += n
-			wo.errs += n
 		}
 		if x.latency != nil {
 			t.Latency.Merge(x.latency)
 			t.Service.Merge(x.service)
-			if wo.latency == nil {
-				wo.latency = NewHistogram()
+		}
+		w.add(x.d.Op, x.d, x.latency)
+		for g, members := range a.groups {
+			if slices.Contains(members, x.d.Op) {
+				w.add(g, x.d, x.latency)
 			}
-			wo.latency.Merge(x.latency)
 		}
 	}
 	for topic, n := range iv.Pushes {
@@ -160,6 +167,25 @@ func (a *Aggregate) Add(iv Interval) error {
 	}
 	sh.last = max(sh.last, iv.Index)
 	return nil
+}
+
+// add counts a delta of an operation (or group) into the window.
+func (w *window) add(name string, d OpDelta, latency *hdrhistogram.Histogram) {
+	wo := w.ops[name]
+	if wo == nil {
+		wo = &windowOp{}
+		w.ops[name] = wo
+	}
+	wo.ok += d.OK
+	for _, n := range d.Errors {
+		wo.errs += n
+	}
+	if latency != nil {
+		if wo.latency == nil {
+			wo.latency = NewHistogram()
+		}
+		wo.latency.Merge(latency)
+	}
 }
 
 func decode(s string) (*hdrhistogram.Histogram, error) {

@@ -124,6 +124,32 @@ func TestAggregateMergesShardsExactly(t *testing.T) {
 	}
 }
 
+func TestAggregateGroups(t *testing.T) {
+	r := NewRecorder([]string{"ping", "echo", "connect"}, 1)
+	for i := range 10 {
+		r.Success(0, 0, time.Duration(i+1)*time.Millisecond, time.Millisecond)
+		r.Success(1, 0, time.Duration(i+11)*time.Millisecond, time.Millisecond)
+		r.Success(2, 0, time.Second, time.Second)
+	}
+	r.Failure(1, 0, "timeout")
+	a := NewAggregate(1)
+	a.Group("all", "ping", "echo")
+	if err := a.Add(flush(t, r, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	p := a.Finish()
+	if len(p) != 1 {
+		t.Fatalf("points: %+v", p)
+	}
+	all := p[0].Ops["all"]
+	// 20 values 1..20 ms: the group's percentiles are over both members,
+	// and the connects outside the group do not count.
+	near := func(got, want float64) bool { return got >= want && got <= want*1.001 } // HDR's 3 digits
+	if all.OK != 20 || all.Errors != 1 || !near(all.P50, 10) || !near(all.Max, 20) {
+		t.Errorf("group: got %+v, want 20 ok, 1 error, p50 10 ms, max 20 ms", all)
+	}
+}
+
 func TestAggregateWaitsForEveryShard(t *testing.T) {
 	a := NewAggregate(2)
 	r0, r1 := NewRecorder([]string{"ping"}, 1), NewRecorder([]string{"ping"}, 1)
