@@ -152,13 +152,13 @@ func build(sc *scenario.Scenario, cfg Config, start, ended time.Time, tick time.
 		var out []report.Op
 		for _, name := range session {
 			if t := agg.Total(phase, name); t.OK+t.Failed() > 0 {
-				out = append(out, opReport(name, report.KindSession, t, seconds, false))
+				out = append(out, withExamples(opReport(name, report.KindSession, t, seconds, false), agg))
 			}
 		}
 		for _, name := range mix {
 			o := opReport(name, report.KindRequest, agg.Total(phase, name), seconds, sc.Requests.OpenLoop())
 			o.Opcode = opcodes[name]
-			out = append(out, o)
+			out = append(out, withExamples(o, agg))
 		}
 		if len(mix) > 0 {
 			out = append(out, opReport(opAll, report.KindTotal, agg.Total(phase, mix...), seconds, sc.Requests.OpenLoop()))
@@ -226,6 +226,19 @@ func build(sc *scenario.Scenario, cfg Config, start, ended time.Time, tick time.
 		}
 	}
 	return r
+}
+
+// withExamples adds the first message of each kind of error of o.
+func withExamples(o report.Op, agg *stats.Aggregate) report.Op {
+	for kind := range o.Errors {
+		if ex := agg.Example(o.Name, kind); ex != "" {
+			if o.ErrorExamples == nil {
+				o.ErrorExamples = map[string]string{}
+			}
+			o.ErrorExamples[kind] = ex
+		}
+	}
+	return o
 }
 
 func opReport(name, kind string, t stats.Total, seconds float64, openLoop bool) report.Op {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -66,7 +65,6 @@ type engine struct {
 	local     netip.Addr
 	signer    *token.Signer // token login
 	http      *http.Client
-	log       *slog.Logger
 	cells     []string // cells players are homed to, round-robin
 	password  string
 	seed      int64
@@ -79,7 +77,7 @@ type opIndex struct {
 
 // newEngine prepares a shard: everything that can fail does so here,
 // before the run starts.
-func newEngine(spec shardSpec, extra map[string]Transport, log *slog.Logger) (*engine, error) {
+func newEngine(spec shardSpec, extra map[string]Transport) (*engine, error) {
 	sc, err := scenario.ParseWith(spec.Scenario, spec.Overrides)
 	if err != nil {
 		if e, ok := errors.AsType[*scenario.Error](err); ok {
@@ -90,11 +88,8 @@ func newEngine(spec shardSpec, extra map[string]Transport, log *slog.Logger) (*e
 	if err := checkTarget(sc, spec.Target, extra); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	e := &engine{
-		spec: spec, sc: sc, target: spec.Target, tick: spec.Tick, log: log,
+		spec: spec, sc: sc, target: spec.Target, tick: spec.Tick,
 		password: spec.Password, seed: spec.Seed,
 	}
 	if e.tick <= 0 {
@@ -236,7 +231,7 @@ func (e *engine) result(ctx context.Context, op int, intended, start time.Time, 
 	}
 	phase := e.sc.PhaseAt(intended.Sub(e.start))
 	if err != nil {
-		e.rec.Failure(op, phase, errorKind(err))
+		e.rec.Failure(op, phase, errorKind(err), err.Error())
 		return
 	}
 	now := time.Now()

@@ -152,7 +152,7 @@ func Run(ctx context.Context, cfg Config) (*report.Report, error) {
 
 	var shards []shardRunner
 	if len(specs) == 1 {
-		eng, err := newEngine(specs[0], cfg.Transports, log)
+		eng, err := newEngine(specs[0], cfg.Transports)
 		if err != nil {
 			return nil, err
 		}

@@ -201,6 +201,12 @@ phases:
 		if c.Errors[kind] == 0 {
 			t.Errorf("connect errors %v lack %s", c.Errors, kind)
 		}
+		if c.ErrorExamples[kind] == "" {
+			t.Errorf("connect error examples %v lack %s", c.ErrorExamples, kind)
+		}
+	}
+	if ex := c.ErrorExamples[KindRefused]; !strings.Contains(ex, "connection refused") {
+		t.Errorf("the example of %s says %q", KindRefused, ex)
 	}
 	if r.Summary.Errors != c.Failed || r.Sessions.Peak != 0 {
 		t.Errorf("summary %+v sessions %+v: want every connect failure counted and no session", r.Summary, r.Sessions)

@@ -74,7 +74,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer, o WorkerOptio
 	if err := readLine(r, &spec); err != nil {
 		return fmt.Errorf("loadtest worker: read the spec: %w", err)
 	}
-	eng, err := newEngine(spec, o.Transports, o.Logger)
+	eng, err := newEngine(spec, o.Transports)
 	if err != nil {
 		_ = w.write(workerLine{Type: lineError, Error: err.Error()})
 		return err

@@ -202,7 +202,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .chart .band{fill:#eef2ff;opacity:.6}.chart .band.alt{fill:#f0fdf4}.chart .bandlabel{font-size:10px;fill:#6366f1}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:hidden}
 th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}th{background:#f3f4f6;font-weight:600}
-td:first-child,th:first-child{text-align:left}tr.total td{font-weight:600;background:#fafafa}
+td:first-child,th:first-child,td.msg{text-align:left}td.msg{white-space:normal;font-size:12px;color:var(--muted)}tr.total td{font-weight:600;background:#fafafa}
 code{font-size:12px}
 </style></head><body><main>
 <h1>{{.R.Scenario}}</h1>
@@ -225,8 +225,8 @@ code{font-size:12px}
 {{end}}</table>
 <p class="muted">Latency of open-loop requests counts from when each was scheduled, so time spent queued behind a slow answer is included (coordinated omission corrected).</p>
 {{$errs := false}}{{range .R.Ops}}{{if and .Errors (ne .Kind "total")}}{{$errs = true}}{{end}}{{end}}
-{{if $errs}}<h2>Errors</h2><table><tr><th>operation</th><th>error</th><th>count</th></tr>
-{{range .R.Ops}}{{if ne .Kind "total"}}{{$op := .Name}}{{range counts .Errors}}<tr><td>{{$op}}</td><td>{{.K}}</td><td>{{.V}}</td></tr>{{end}}{{end}}{{end}}
+{{if $errs}}<h2>Errors</h2><table><tr><th>operation</th><th>error</th><th>count</th><th>first message</th></tr>
+{{range .R.Ops}}{{if ne .Kind "total"}}{{$op := .}}{{range counts .Errors}}<tr><td>{{$op.Name}}</td><td>{{.K}}</td><td>{{.V}}</td><td class="msg">{{index $op.ErrorExamples .K}}</td></tr>{{end}}{{end}}{{end}}
 </table>{{end}}
 {{if gt (len .R.Phases) 1}}<h2>Phases</h2>
 <table><tr><th>phase</th><th>from s</th><th>to s</th><th>players</th><th>operation</th><th>ok/s</th><th>errors</th><th>p50</th><th>p99</th><th>max ms</th></tr>

@@ -71,15 +71,17 @@ type Process struct {
 
 // Op is one operation's figures.
 type Op struct {
-	Name    string            `json:"name"`
-	Kind    string            `json:"kind"`
-	Opcode  string            `json:"opcode,omitempty"`
-	Count   int64             `json:"count"` // attempts that finished: OK + Failed
-	OK      int64             `json:"ok"`
-	Failed  int64             `json:"failed"`
-	Errors  map[string]int64  `json:"errors,omitempty"` // by error code or kind
-	PerSec  float64           `json:"per_sec"`          // OK per second
-	Latency stats.Percentiles `json:"latency"`
+	Name   string           `json:"name"`
+	Kind   string           `json:"kind"`
+	Opcode string           `json:"opcode,omitempty"`
+	Count  int64            `json:"count"` // attempts that finished: OK + Failed
+	OK     int64            `json:"ok"`
+	Failed int64            `json:"failed"`
+	Errors map[string]int64 `json:"errors,omitempty"` // by error code or kind
+	// ErrorExamples hold the first message of each kind of error.
+	ErrorExamples map[string]string `json:"error_examples,omitempty"`
+	PerSec        float64           `json:"per_sec"` // OK per second
+	Latency       stats.Percentiles `json:"latency"`
 	// Service is measured from the actual send; Latency, for open-loop
 	// requests, from the scheduled one (coordinated omission corrected).
 	Service *stats.Percentiles `json:"service,omitempty"`
@@ -159,6 +161,11 @@ func WriteText(w io.Writer, r *Report) error {
 			continue
 		}
 		fmt.Fprintf(b, "  %s errors: %s\n", o.Name, counts(o.Errors))
+		for _, kv := range sortedCounts(o.Errors) {
+			if ex := o.ErrorExamples[kv.K]; ex != "" {
+				fmt.Fprintf(b, "    %s, e.g.: %s\n", kv.K, ex)
+			}
+		}
 	}
 	if len(r.Phases) > 1 {
 		b.WriteString("\nphases:\n")

@@ -26,7 +26,8 @@ func sample() *Report {
 		Processes: []Process{{Shard: 0, PID: 10, Players: 1, Source: "127.0.0.1"}, {Shard: 1, PID: 11, Players: 1, Source: "127.0.0.2", Error: "exited: exit status 2"}},
 		Summary:   Summary{Phase: "steady", Sessions: 2, RTTPerSec: 1234.5, P50MS: 0.42, P99MS: 3.5, PushPerSec: 10, Errors: 3, ErrorRate: 0.0012},
 		Ops: []Op{
-			{Name: "connect", Kind: KindSession, Count: 3, OK: 2, Failed: 1, Errors: map[string]int64{"connection_refused": 1}, PerSec: 0.667, Latency: lat},
+			{Name: "connect", Kind: KindSession, Count: 3, OK: 2, Failed: 1, Errors: map[string]int64{"connection_refused": 1},
+				ErrorExamples: map[string]string{"connection_refused": "dial tcp 127.0.0.1:1: connect: connection refused"}, PerSec: 0.667, Latency: lat},
 			{Name: "echo", Kind: KindRequest, Opcode: "0x0010", Count: 2470, OK: 2468, Failed: 2, Errors: map[string]int64{"timeout": 2}, PerSec: 822.667, Latency: lat, Service: &lat},
 			{Name: "all", Kind: KindTotal, Count: 2470, OK: 2468, Failed: 2, Errors: map[string]int64{"timeout": 2}, PerSec: 822.667, Latency: lat},
 		},
@@ -105,7 +106,7 @@ func TestWriteHTMLSelfContainedAndEscaped(t *testing.T) {
 	if n := strings.Count(page, "<svg"); n != 6 {
 		t.Errorf("page has %d charts, want 6", n)
 	}
-	for _, want := range []string{"ramp-up", "steady", "connection_refused", "cell-eu-west", "exit status 2", "1234"} {
+	for _, want := range []string{"ramp-up", "steady", "connection_refused", "connect: connection refused", "cell-eu-west", "exit status 2", "1234"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

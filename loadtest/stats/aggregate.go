@@ -15,14 +15,15 @@ const AllPhases = -1
 // operation and phase and into a time series with one Point per tick. It
 // is not safe for concurrent use: one goroutine of the parent feeds it.
 type Aggregate struct {
-	groups  map[string][]string // group name → member operations
-	totals  map[key]*Total
-	shards  map[int]*shard
-	pending map[int]*window
-	next    int // the next tick to finalise
-	pushes  map[string]int64
-	dropped int64
-	events  map[string]int64
+	groups   map[string][]string // group name → member operations
+	totals   map[key]*Total
+	shards   map[int]*shard
+	pending  map[int]*window
+	next     int // the next tick to finalise
+	pushes   map[string]int64
+	dropped  int64
+	events   map[string]int64
+	examples map[string]string
 }
 
 type key struct {
@@ -87,7 +88,7 @@ type PointOp struct {
 func NewAggregate(shards int) *Aggregate {
 	a := &Aggregate{
 		totals: map[key]*Total{}, shards: map[int]*shard{}, pending: map[int]*window{},
-		pushes: map[string]int64{}, events: map[string]int64{},
+		pushes: map[string]int64{}, events: map[string]int64{}, examples: map[string]string{},
 	}
 	for i := range shards {
 		a.shards[i] = &shard{last: -1}
@@ -164,6 +165,11 @@ func (a *Aggregate) Add(iv Interval) error {
 	a.dropped += iv.PushesDropped
 	for e, n := range iv.Events {
 		a.events[e] += n
+	}
+	for k, msg := range iv.Examples {
+		if _, ok := a.examples[k]; !ok {
+			a.examples[k] = msg
+		}
 	}
 	sh.last = max(sh.last, iv.Index)
 	return nil
@@ -301,6 +307,10 @@ func (a *Aggregate) Ops() []string {
 // Pushes returns the pushes received by topic, and how many the clients
 // dropped.
 func (a *Aggregate) Pushes() (map[string]int64, int64) { return maps.Clone(a.pushes), a.dropped }
+
+// Example returns the first message recorded for a kind of failure of an
+// operation, "" when there is none.
+func (a *Aggregate) Example(op, kind string) string { return a.examples[ExampleKey(op, kind)] }
 
 // Events returns the session events counted, such as disconnects by cause.
 func (a *Aggregate) Events() map[string]int64 { return maps.Clone(a.events) }

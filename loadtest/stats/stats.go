@@ -54,10 +54,15 @@ type Recorder struct {
 	series []series // ops × phases
 
 	active  atomic.Int64
-	mu      sync.Mutex // guards the maps below
+	mu      sync.Mutex // guards the fields below
 	pushes  map[string]int64
 	dropped int64
 	events  map[string]int64
+	// examples holds the first message of each kind of failure of each
+	// operation: kinds say how often, a message says what actually went
+	// wrong. seen keeps a process from sending the same kind twice.
+	examples map[string]string
+	seen     map[string]bool
 }
 
 type series struct {
@@ -74,7 +79,7 @@ type series struct {
 func NewRecorder(ops []string, phases int) *Recorder {
 	r := &Recorder{
 		ops: append([]string(nil), ops...), phases: max(phases, 1),
-		pushes: map[string]int64{}, events: map[string]int64{},
+		pushes: map[string]int64{}, events: map[string]int64{}, examples: map[string]string{}, seen: map[string]bool{},
 	}
 	r.series = make([]series, len(r.ops)*r.phases)
 	return r
@@ -113,8 +118,9 @@ func (r *Recorder) Success(op, phase int, latency, service time.Duration) {
 }
 
 // Failure records a failed operation by the kind of error (an apierr code
-// or a connection error kind).
-func (r *Recorder) Failure(op, phase int, kind string) {
+// or a connection error kind), keeping msg when it is the first of its
+// kind for the operation.
+func (r *Recorder) Failure(op, phase int, kind, msg string) {
 	s := r.at(op, phase)
 	s.mu.Lock()
 	if s.errors == nil {
@@ -123,7 +129,23 @@ func (r *Recorder) Failure(op, phase int, kind string) {
 	s.errors[kind]++
 	s.recorded = true
 	s.mu.Unlock()
+	k := ExampleKey(r.ops[op], kind)
+	r.mu.Lock()
+	if !r.seen[k] {
+		r.seen[k] = true
+		if len(msg) > maxExample {
+			msg = msg[:maxExample] + "…"
+		}
+		r.examples[k] = msg
+	}
+	r.mu.Unlock()
 }
+
+// maxExample bounds an error message kept as an example.
+const maxExample = 300
+
+// ExampleKey names the example of a kind of failure of an operation.
+func ExampleKey(op, kind string) string { return op + " " + kind }
 
 // Push records a server push received, by topic.
 func (r *Recorder) Push(topic string) {
@@ -196,6 +218,9 @@ func (r *Recorder) Flush(shard, index int) (Interval, error) {
 	if len(r.events) > 0 {
 		iv.Events, r.events = r.events, map[string]int64{}
 	}
+	if len(r.examples) > 0 {
+		iv.Examples, r.examples = r.examples, map[string]string{}
+	}
 	iv.PushesDropped, r.dropped = r.dropped, 0
 	r.mu.Unlock()
 	return iv, nil
@@ -217,6 +242,8 @@ type Interval struct {
 	Pushes        map[string]int64 `json:"pushes,omitempty"`
 	PushesDropped int64            `json:"pushes_dropped,omitempty"`
 	Events        map[string]int64 `json:"events,omitempty"`
+	// Examples are first error messages by ExampleKey.
+	Examples map[string]string `json:"examples,omitempty"`
 }
 
 // OpDelta is one operation in one phase during one tick.

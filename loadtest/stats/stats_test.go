@@ -41,9 +41,9 @@ func TestRecorderFlushCounts(t *testing.T) {
 	r.Success(ping, 0, 2*time.Millisecond, time.Millisecond)
 	r.Success(ping, 0, 4*time.Millisecond, time.Millisecond)
 	r.Success(ping, 1, 8*time.Millisecond, time.Millisecond)
-	r.Failure(echo, 1, "timeout")
-	r.Failure(echo, 1, "timeout")
-	r.Failure(echo, 1, "connection_reset")
+	r.Failure(echo, 1, "timeout", "no answer in 10s")
+	r.Failure(echo, 1, "timeout", "a later timeout")
+	r.Failure(echo, 1, "connection_reset", "read: connection reset by peer")
 	r.Push("inventory.updated")
 	r.PushesDropped(3)
 	r.Event("disconnect:idle_timeout")
@@ -70,6 +70,30 @@ func TestRecorderFlushCounts(t *testing.T) {
 	}
 	if iv.Pushes["inventory.updated"] != 1 || iv.PushesDropped != 3 || iv.Events["disconnect:idle_timeout"] != 1 {
 		t.Errorf("pushes/events: got %+v", iv)
+	}
+	// The first message of each kind, once per process.
+	if want := map[string]string{"echo timeout": "no answer in 10s", "echo connection_reset": "read: connection reset by peer"}; !reflect.DeepEqual(iv.Examples, want) {
+		t.Errorf("examples: got %v, want %v", iv.Examples, want)
+	}
+	r.Failure(echo, 0, "timeout", "yet another")
+	if iv := flush(t, r, 4, 9); len(iv.Examples) != 0 {
+		t.Errorf("a kind already reported was sent again: %v", iv.Examples)
+	}
+	a := NewAggregate(5)
+	if err := a.Add(iv); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(Interval{Shard: 3, Index: 9, Examples: map[string]string{"echo timeout": "from shard 3"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(Interval{Shard: 2, Index: 9, Examples: map[string]string{"echo timeout": "from shard 2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Example("echo", "timeout"); got != "no answer in 10s" {
+		t.Errorf("Example = %q, want the first to arrive, from shard 4", got)
+	}
+	if got := a.Example("echo", "nope"); got != "" {
+		t.Errorf("Example of a kind never seen = %q", got)
 	}
 
 	// A flush starts afresh; the session gauge is not a delta.
@@ -131,7 +155,7 @@ func TestAggregateGroups(t *testing.T) {
 		r.Success(1, 0, time.Duration(i+11)*time.Millisecond, time.Millisecond)
 		r.Success(2, 0, time.Second, time.Second)
 	}
-	r.Failure(1, 0, "timeout")
+	r.Failure(1, 0, "timeout", "t")
 	a := NewAggregate(1)
 	a.Group("all", "ping", "echo")
 	if err := a.Add(flush(t, r, 0, 0)); err != nil {
@@ -212,7 +236,7 @@ func TestTotalByPhase(t *testing.T) {
 		for range ph + 1 {
 			r.Success(0, ph, time.Millisecond, time.Millisecond)
 		}
-		r.Failure(1, ph, "internal")
+		r.Failure(1, ph, "internal", "i")
 	}
 	a := NewAggregate(1)
 	if err := a.Add(flush(t, r, 0, 0)); err != nil {
