@@ -165,14 +165,18 @@ func build(sc *scenario.Scenario, cfg Config, start, ended time.Time, tick time.
 		}
 		return out
 	}
-	r.Ops = opsOf(stats.AllPhases, sc.Duration().Seconds())
+	// Rates are over the time that ran: all of the schedule, or up to a
+	// stop.
+	ran := min(ended.Sub(start), sc.Duration())
+	r.Ops = opsOf(stats.AllPhases, ran.Seconds())
 
 	var at time.Duration
 	summary := -1
 	for i, ph := range sc.Phases {
+		phaseRan := max(min(at+ph.Duration, ran)-at, 0)
 		r.Phases = append(r.Phases, report.Phase{
 			Name: ph.Name, StartS: at.Seconds(), EndS: (at + ph.Duration).Seconds(), From: ph.From, To: ph.To,
-			Ops: opsOf(i, ph.Duration.Seconds()),
+			Ops: opsOf(i, phaseRan.Seconds()),
 		})
 		if ph.Name == summaryPhase {
 			summary = i
@@ -192,14 +196,16 @@ func build(sc *scenario.Scenario, cfg Config, start, ended time.Time, tick time.
 		r.Pushes.Total += n
 	}
 	r.Pushes.ByTopic, r.Pushes.Dropped = byTopic, dropped
-	r.Pushes.PerSec = round(float64(r.Pushes.Total)/sc.Duration().Seconds(), 3)
+	if ran > 0 {
+		r.Pushes.PerSec = round(float64(r.Pushes.Total)/ran.Seconds(), 3)
+	}
 
 	// Headline figures: from the steady phase when there is one.
-	from, to := 0.0, sc.Duration().Seconds()
+	from, to := 0.0, ran.Seconds()
 	phase := stats.AllPhases
 	if summary >= 0 {
 		phase = summary
-		from, to = r.Phases[summary].StartS, r.Phases[summary].EndS
+		from, to = r.Phases[summary].StartS, min(r.Phases[summary].EndS, ran.Seconds())
 		r.Summary.Phase = summaryPhase
 	}
 	var pushes int64
@@ -210,11 +216,15 @@ func build(sc *scenario.Scenario, cfg Config, start, ended time.Time, tick time.
 		}
 	}
 	span := to - from
-	r.Summary.PushPerSec = round(float64(pushes)/span, 3)
+	if span > 0 {
+		r.Summary.PushPerSec = round(float64(pushes)/span, 3)
+	}
 	if len(mix) > 0 {
 		t := agg.Total(phase, mix...)
 		lat := stats.Summarise(t.Latency)
-		r.Summary.RTTPerSec = round(float64(t.OK)/span, 3)
+		if span > 0 {
+			r.Summary.RTTPerSec = round(float64(t.OK)/span, 3)
+		}
 		r.Summary.P50MS, r.Summary.P99MS = lat.P50, lat.P99
 		if n := t.OK + t.Failed(); n > 0 {
 			r.Summary.ErrorRate = round(float64(t.Failed())/float64(n), 6)

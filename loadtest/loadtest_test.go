@@ -271,6 +271,33 @@ phases:
 	}
 }
 
+func TestRunStoppedEarlyStillReports(t *testing.T) {
+	key, ks := writeKey(t)
+	gw := startFakeGateway(t, "a", ks)
+	doc := "name: long\nplayers: 10\nlogin: token\nrequests: {rate: 20/s, mix: [{op: ping}]}\nphases:\n  - {name: steady, duration: 1m}\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r, err := Run(ctx, Config{Scenario: []byte(doc), Tick: 250 * time.Millisecond,
+		Target: Target{SigningKeyFile: key, Gateways: map[string][]string{"a": {gw.addr()}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("a stopped run took %s to report", d)
+	}
+	// Rates are over the 1.5 s that ran, not the minute scheduled.
+	if p := op(t, r, "ping"); p.PerSec < 120 || p.PerSec > 260 || r.Summary.RTTPerSec < 120 || r.Summary.RTTPerSec > 260 {
+		t.Errorf("ping %+v, summary %+v: want about 200/s", p, r.Summary)
+	}
+	if len(r.Notes) == 0 || !strings.Contains(r.Notes[0], "stopped before the end") {
+		t.Errorf("notes %v: want the early stop said", r.Notes)
+	}
+	if r.Sessions.End != 0 {
+		t.Errorf("%d sessions still open at the end", r.Sessions.End)
+	}
+}
+
 func TestRunSessionsEndAndResume(t *testing.T) {
 	key, ks := writeKey(t)
 	gw := startFakeGateway(t, "a", ks)
