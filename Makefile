@@ -36,6 +36,10 @@ chaos: build ## Drill: SIGKILL cell CELL (default eu-west) of the running world 
 probe: build ## Probe the running local world end to end and print JSON.
 	./$(BIN) probe --json
 
+.PHONY: loadtest
+loadtest: build ## Load-test the running world with SCENARIO (default loadtest/scenarios/dev.yaml); LOADTEST_FLAGS e.g. --world .world --html report.html.
+	./$(BIN) loadtest $(or $(SCENARIO),loadtest/scenarios/dev.yaml) $(LOADTEST_FLAGS)
+
 .PHONY: test
 test: fmt-check vet ## Run gofmt check, go vet and all tests with the race detector (gateway suite on both engines).
 	$(GO) test -race -count=1 $(PKGS)
