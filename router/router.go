@@ -45,6 +45,7 @@ import (
 
 	"github.com/livecell/livecell/cell/cellapi"
 	"github.com/livecell/livecell/global/placement"
+	"github.com/livecell/livecell/internal/background"
 	"github.com/livecell/livecell/internal/config"
 )
 
@@ -122,9 +123,7 @@ type Router struct {
 	routing    Routing            // last loaded from routingSrc
 	routingErr string             // of the last load; "" when it worked
 
-	runMu  sync.Mutex
-	cancel context.CancelFunc // of the probe loop; nil when not running
-	done   chan struct{}      // closed when the probe loop exits
+	bg background.Loop // the probe and routing loops
 }
 
 // New returns a Router for cfg. Every cell starts down until its first
@@ -175,10 +174,8 @@ func New(cfg Config, deps Deps) (*Router, error) {
 // called or ctx is done. A control plane that is down at start is not an
 // error: the router starts with cells.yaml's states and no overrides.
 func (r *Router) Start(ctx context.Context) error {
-	r.runMu.Lock()
-	defer r.runMu.Unlock()
-	if r.cancel != nil {
-		return errors.New("router: already started")
+	if r.bg.Running() {
+		return fmt.Errorf("router: %w", background.ErrRunning)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { r.routingRound(ctx) })
@@ -189,34 +186,22 @@ func (r *Router) Start(ctx context.Context) error {
 	}
 	// The loop outlives this call but not ctx: a caller's cancellation
 	// still stops it, and Stop cancels it explicitly.
-	loopCtx, cancel := context.WithCancel(ctx)
-	r.cancel = cancel
-	r.done = make(chan struct{})
-	go r.probeLoop(loopCtx, r.done)
+	if err := r.bg.Start(ctx, r.probeLoop); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
 	return nil
 }
 
 // Stop ends background probing and waits for the loop to exit, or for ctx.
 // Resolve keeps answering from the last known health.
 func (r *Router) Stop(ctx context.Context) error {
-	r.runMu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel, r.done = nil, nil
-	r.runMu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := r.bg.Stop(ctx); err != nil {
+		return fmt.Errorf("router: stop: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("router: stop: %w", ctx.Err())
-	}
+	return nil
 }
 
-func (r *Router) probeLoop(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (r *Router) probeLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.ProbeInterval)
 	defer t.Stop()
 	var wg sync.WaitGroup

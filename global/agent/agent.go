@@ -36,6 +36,7 @@ import (
 
 	"github.com/livecell/livecell/global/control"
 	"github.com/livecell/livecell/internal/apierr"
+	"github.com/livecell/livecell/internal/background"
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/protocol"
 	"github.com/livecell/livecell/internal/telemetry"
@@ -133,9 +134,7 @@ type Agent struct {
 
 	drainWake chan struct{} // nudges the drain loop when its order changes
 
-	runMu  sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg background.Loop // polling and draining
 }
 
 // New returns an agent for cfg.Cell.
@@ -212,38 +211,25 @@ func (a *Agent) Draining() bool {
 // first session on, then keeps polling and draining in the background
 // until Stop or ctx ends. A control plane down at start is not an error.
 func (a *Agent) Start(ctx context.Context) error {
-	a.runMu.Lock()
-	defer a.runMu.Unlock()
-	if a.cancel != nil {
-		return errors.New("agent: already started")
+	if a.bg.Running() {
+		return fmt.Errorf("agent: %w", background.ErrRunning)
 	}
 	a.poll(ctx)
-	runCtx, cancel := context.WithCancel(ctx)
-	a.cancel, a.done = cancel, make(chan struct{})
-	go a.run(runCtx, a.done)
+	if err := a.bg.Start(ctx, a.run); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	return nil
 }
 
 // Stop ends polling and draining and waits for them, or for ctx.
 func (a *Agent) Stop(ctx context.Context) error {
-	a.runMu.Lock()
-	cancel, done := a.cancel, a.done
-	a.cancel, a.done = nil, nil
-	a.runMu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := a.bg.Stop(ctx); err != nil {
+		return fmt.Errorf("agent: stop: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("agent: stop: %w", ctx.Err())
-	}
+	return nil
 }
 
-func (a *Agent) run(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (a *Agent) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { a.drainLoop(ctx) })

@@ -58,6 +58,7 @@ import (
 
 	"github.com/livecell/livecell/global/directory"
 	"github.com/livecell/livecell/internal/apierr"
+	"github.com/livecell/livecell/internal/background"
 	"github.com/livecell/livecell/internal/config"
 	"github.com/livecell/livecell/internal/httpapi"
 	"github.com/livecell/livecell/internal/token"
@@ -167,9 +168,7 @@ type Server struct {
 	routing   atomic.Pointer[routingSnapshot]
 	refreshMu sync.Mutex // one rebuild at a time, in order
 
-	runMu  sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg background.Loop // rebuilds and pruning
 }
 
 // New returns a control plane serving deps.
@@ -199,40 +198,27 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // ends. A store that is down at start is not an error: routers keep their
 // last table, and the first successful rebuild serves it.
 func (s *Server) Start(ctx context.Context) error {
-	s.runMu.Lock()
-	defer s.runMu.Unlock()
-	if s.cancel != nil {
-		return errors.New("control: already started")
+	if s.bg.Running() {
+		return fmt.Errorf("control: %w", background.ErrRunning)
 	}
 	if err := s.refresh(ctx); err != nil {
 		s.log.Warn("routing table not built at start", "error", err)
 	}
-	loopCtx, cancel := context.WithCancel(ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
-	go s.loop(loopCtx, s.done)
+	if err := s.bg.Start(ctx, s.loop); err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
 	return nil
 }
 
 // Stop ends the background work and waits for it, or for ctx.
 func (s *Server) Stop(ctx context.Context) error {
-	s.runMu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.runMu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := s.bg.Stop(ctx); err != nil {
+		return fmt.Errorf("control: stop: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("control: stop: %w", ctx.Err())
-	}
+	return nil
 }
 
-func (s *Server) loop(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (s *Server) loop(ctx context.Context) {
 	refresh := time.NewTicker(s.cfg.RefreshInterval)
 	defer refresh.Stop()
 	// Markers expire by the hour; pruning more often would only add load.
