@@ -176,6 +176,12 @@ func (c *Consul) Register(ctx context.Context, cell config.Cell, addrs Addrs) (*
 		opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 		if err := c.client.Agent().ServiceRegisterOpts(sr, opts); err != nil {
 			err = fmt.Errorf("registry: consul register %s: %w", sr.ID, err)
+			// Without an answer (a cancelled context, a broken
+			// connection) the agent may have applied it: take this one
+			// back too. An agent that answered with an error did not.
+			if !errors.As(err, new(api.StatusError)) {
+				reg.ids = append(reg.ids, sr.ID)
+			}
 			return nil, errors.Join(err, reg.Deregister(context.WithoutCancel(ctx)))
 		}
 		reg.ids = append(reg.ids, sr.ID)

@@ -183,6 +183,9 @@ func runCell(ctx context.Context, g *globals, f *cellFlags) error {
 	}
 	reg, err := registerInConsul(ctx, cl, c, services)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = nil // told to stop while registering: a shutdown, not a failure
+		}
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return errors.Join(err, c.Stop(stopCtx))
