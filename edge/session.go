@@ -780,10 +780,11 @@ func (s *session) detached(a *attachment, lost bool) {
 		return
 	}
 	switch {
+	case move != "":
+		// The gateway said why it is going before its link went too.
+		s.goReattach(a.cell, move, "")
 	case lost:
 		s.goReattach(a.cell, "failover", "")
-	case move != "":
-		s.goReattach(a.cell, move, "")
 	default:
 		// The gateway ended the session itself (idle timeout, a newer
 		// session, the player's bye): its last frames are already queued.

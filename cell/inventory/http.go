@@ -25,21 +25,11 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// caller authenticates r's player token; players of other cells are
-// refused, their inventory lives in their home cell.
+// caller authenticates r's player token for this cell and returns the
+// player and this cell, their home.
 func (s *Service) caller(r *http.Request) (playerID, homeCell string, err error) {
-	tok, err := httpapi.BearerToken(r)
-	if err != nil {
-		return "", "", err
-	}
-	playerID, homeCell, err = s.verify.VerifyPlayer(tok)
-	if err != nil {
-		return "", "", err
-	}
-	if homeCell != "" && homeCell != s.cfg.CellID {
-		return "", "", apierr.New(apierr.PermissionDenied, "player is homed to cell %s", homeCell)
-	}
-	return playerID, s.cfg.CellID, nil
+	playerID, err = httpapi.CellPlayer(r, s.verify, s.cfg.CellID)
+	return playerID, s.cfg.CellID, err
 }
 
 func (s *Service) handleInventory(w http.ResponseWriter, r *http.Request) {

@@ -293,14 +293,8 @@ func (s *Server) getHome(w http.ResponseWriter, r *http.Request) {
 
 // putHome records a new player's home: the placement becoming a fact.
 func (s *Server) putHome(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authorize(r, ScopeDirectoryWrite)
-	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
-		return
-	}
-	player, err := canonicalPlayer(r.PathValue("player"))
-	if err != nil {
-		httpapi.WriteError(w, r, nil, err)
+	claims, player, ok := s.playerCall(w, r, ScopeDirectoryWrite)
+	if !ok {
 		return
 	}
 	var req SetHomeRequest
@@ -310,9 +304,9 @@ func (s *Server) putHome(w http.ResponseWriter, r *http.Request) {
 	}
 	// A home outside cells.yaml would strand the player: the router refuses
 	// to guess where such a player's data lives.
-	c, ok := s.cell(req.Cell)
-	if !ok {
-		httpapi.WriteError(w, r, nil, apierr.New(apierr.BadRequest, "cell %q is not in cells.yaml", req.Cell))
+	c, err := s.knownCell(req.Cell)
+	if err != nil {
+		httpapi.WriteError(w, r, nil, err)
 		return
 	}
 	home, err := s.dir.Home(r.Context(), player)
@@ -366,6 +360,31 @@ func (s *Server) authorize(r *http.Request, scope string) (token.Claims, error) 
 
 // cell returns a cell of cells.yaml as the health view has it, with its
 // effective state.
+// playerCall authorizes r for scope and reads its {player}; on failure it
+// has answered and ok is false.
+func (s *Server) playerCall(w http.ResponseWriter, r *http.Request, scope string) (claims token.Claims, player string, ok bool) {
+	claims, err := s.authorize(r, scope)
+	if err != nil {
+		httpapi.WriteError(w, r, s.log, err)
+		return token.Claims{}, "", false
+	}
+	if player, err = canonicalPlayer(r.PathValue("player")); err != nil {
+		httpapi.WriteError(w, r, nil, err)
+		return token.Claims{}, "", false
+	}
+	return claims, player, true
+}
+
+// knownCell is cell id, or bad_request: a cell outside cells.yaml would
+// strand whoever is sent there.
+func (s *Server) knownCell(id string) (router.CellHealth, error) {
+	c, ok := s.cell(id)
+	if !ok {
+		return router.CellHealth{}, apierr.New(apierr.BadRequest, "cell %q is not in cells.yaml", id)
+	}
+	return c, nil
+}
+
 func (s *Server) cell(id string) (router.CellHealth, bool) {
 	for _, c := range s.health.Cells().Cells {
 		if c.ID == id {

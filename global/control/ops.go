@@ -140,14 +140,8 @@ func overrideEntry(o directory.Override) OverrideEntry {
 }
 
 func (s *Server) putOverride(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authorize(r, ScopeAdmin)
-	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
-		return
-	}
-	player, err := canonicalPlayer(r.PathValue("player"))
-	if err != nil {
-		httpapi.WriteError(w, r, nil, err)
+	claims, player, ok := s.playerCall(w, r, ScopeAdmin)
+	if !ok {
 		return
 	}
 	var req OverrideRequest
@@ -156,8 +150,8 @@ func (s *Server) putOverride(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Cell != "" {
-		if _, ok := s.cell(req.Cell); !ok {
-			httpapi.WriteError(w, r, nil, apierr.New(apierr.BadRequest, "cell %q is not in cells.yaml", req.Cell))
+		if _, err := s.knownCell(req.Cell); err != nil {
+			httpapi.WriteError(w, r, nil, err)
 			return
 		}
 	}
@@ -174,14 +168,8 @@ func (s *Server) putOverride(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authorize(r, ScopeAdmin)
-	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
-		return
-	}
-	player, err := canonicalPlayer(r.PathValue("player"))
-	if err != nil {
-		httpapi.WriteError(w, r, nil, err)
+	claims, player, ok := s.playerCall(w, r, ScopeAdmin)
+	if !ok {
 		return
 	}
 	cleared, err := s.dir.ClearOverride(r.Context(), player)
@@ -205,14 +193,8 @@ func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
 // does not yet name, and the router straight back. If recording it fails,
 // the move stands and the answer says how to record it again (From).
 func (s *Server) postRehome(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authorize(r, ScopeAdmin)
-	if err != nil {
-		httpapi.WriteError(w, r, s.log, err)
-		return
-	}
-	player, err := canonicalPlayer(r.PathValue("player"))
-	if err != nil {
-		httpapi.WriteError(w, r, nil, err)
+	claims, player, ok := s.playerCall(w, r, ScopeAdmin)
+	if !ok {
 		return
 	}
 	var req RehomeRequest
@@ -220,14 +202,14 @@ func (s *Server) postRehome(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, nil, err)
 		return
 	}
-	to, ok := s.cell(req.Cell)
-	if !ok {
-		httpapi.WriteError(w, r, nil, apierr.New(apierr.BadRequest, "cell %q is not in cells.yaml", req.Cell))
+	to, err := s.knownCell(req.Cell)
+	if err != nil {
+		httpapi.WriteError(w, r, nil, err)
 		return
 	}
 	if req.From != "" {
-		if _, ok := s.cell(req.From); !ok {
-			httpapi.WriteError(w, r, nil, apierr.New(apierr.BadRequest, "cell %q is not in cells.yaml", req.From))
+		if _, err := s.knownCell(req.From); err != nil {
+			httpapi.WriteError(w, r, nil, err)
 			return
 		}
 	}

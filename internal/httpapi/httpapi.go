@@ -110,6 +110,30 @@ func BearerToken(r *http.Request) (string, error) {
 	return strings.TrimSpace(tok), nil
 }
 
+// PlayerVerifier checks a player access token offline and returns whose it
+// is and their home cell.
+type PlayerVerifier interface {
+	VerifyPlayer(token string) (playerID, homeCell string, err error)
+}
+
+// CellPlayer authenticates r's bearer player token for a service of cell:
+// a player homed elsewhere is refused (permission_denied), their data lives
+// in their own cell.
+func CellPlayer(r *http.Request, v PlayerVerifier, cell string) (playerID string, err error) {
+	tok, err := BearerToken(r)
+	if err != nil {
+		return "", err
+	}
+	playerID, home, err := v.VerifyPlayer(tok)
+	if err != nil {
+		return "", err
+	}
+	if home != "" && home != cell {
+		return "", apierr.New(apierr.PermissionDenied, "player is homed to cell %s: use that cell", home)
+	}
+	return playerID, nil
+}
+
 // NotFound answers unknown routes with a coded JSON 404.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusNotFound, ErrorBody{Code: apierr.NotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})

@@ -91,3 +91,40 @@ func TestMethodNotAllowed(t *testing.T) {
 		t.Fatalf("body = %s, want code method_not_allowed", rec.Body)
 	}
 }
+
+type verifyFunc func(string) (string, string, error)
+
+func (f verifyFunc) VerifyPlayer(tok string) (string, string, error) { return f(tok) }
+
+func TestCellPlayer(t *testing.T) {
+	v := verifyFunc(func(tok string) (string, string, error) {
+		switch tok {
+		case "here":
+			return "p1", "eu-west", nil
+		case "nohome":
+			return "p2", "", nil
+		case "away":
+			return "p3", "us-east", nil
+		}
+		return "", "", apierr.New(apierr.InvalidToken, "bad token")
+	})
+	for _, tt := range []struct {
+		auth, player string
+		code         apierr.Code
+	}{
+		{"Bearer here", "p1", ""},
+		{"Bearer nohome", "p2", ""},
+		{"Bearer away", "", apierr.PermissionDenied},
+		{"Bearer forged", "", apierr.InvalidToken},
+		{"", "", apierr.Unauthenticated},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tt.auth != "" {
+			r.Header.Set("Authorization", tt.auth)
+		}
+		p, err := CellPlayer(r, v, "eu-west")
+		if p != tt.player || (tt.code == "") != (err == nil) || (err != nil && apierr.CodeOf(err) != tt.code) {
+			t.Errorf("CellPlayer(%q) = %q, %v; want %q, code %q", tt.auth, p, err, tt.player, tt.code)
+		}
+	}
+}

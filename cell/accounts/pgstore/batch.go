@@ -167,9 +167,9 @@ func (c *batchSQL) get(rows int, postgres bool) string {
 	return q
 }
 
-// valuesRows writes rows rows of cols placeholders each, numbered from $1,
-// each row prefixed by its 1-based number and cast with types (one per
-// column), as the body of a VALUES list.
+// valuesRows is the body of a VALUES list of rows rows: each row is its
+// 1-based number, then one placeholder per column cast to its type in
+// types, numbered from $1 across the rows.
 func valuesRows(rows int, types []string) string {
 	var b []byte
 	for i := range rows {

@@ -32,10 +32,10 @@ type Store struct {
 	pool *pgxpool.Pool
 	// signIns and creations batch concurrent SignInByIdentity and
 	// CreatePlayerWithIdentityAndToken calls (see batch.go).
-	signIns   *batcher[signInArgs, accounts.Player]
-	signInSQL batchSQL
-	creations *batcher[createArgs, struct{}]
-	createSQL batchSQL
+	signIns        *batcher[signInArgs, accounts.Player]
+	signInBatchSQL batchSQL
+	creations      *batcher[createArgs, struct{}]
+	createBatchSQL batchSQL
 }
 
 var _ accounts.Store = (*Store)(nil)
@@ -43,9 +43,9 @@ var _ accounts.Store = (*Store)(nil)
 // New returns a store on pool. Call Migrate before first use.
 func New(pool *pgxpool.Pool) *Store {
 	s := &Store{
-		pool:      pool,
-		signInSQL: batchSQL{build: buildSignInSQL},
-		createSQL: batchSQL{build: buildCreateSQL},
+		pool:           pool,
+		signInBatchSQL: batchSQL{build: buildSignInSQL},
+		createBatchSQL: batchSQL{build: buildCreateSQL},
 	}
 	s.signIns = newBatcher(s.signInMany, s.signInOne)
 	s.creations = newBatcher(s.createMany, s.createOne)

@@ -86,12 +86,12 @@ func (s *Store) signInOne(ctx context.Context, c *signInCall) {
 	r := c.in
 	const op = "pgstore.SignInByIdentity"
 	var p accounts.Player
-	err := s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+	err := s.pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
 		query := signInPostgres
-		if isCockroach(c.Conn()) {
+		if isCockroach(conn.Conn()) {
 			query = signInCockroach
 		}
-		return c.QueryRow(ctx, query, r.provider, r.subject, r.t.Hash, r.t.FamilyID, r.t.IssuedAt, r.t.ExpiresAt).
+		return conn.QueryRow(ctx, query, r.provider, r.subject, r.t.Hash, r.t.FamilyID, r.t.IssuedAt, r.t.ExpiresAt).
 			Scan(&p.ID, &p.Username, &p.PasswordHash, &p.HomeCell, &p.CreatedAt)
 	})
 	switch {

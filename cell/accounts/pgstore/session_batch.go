@@ -61,8 +61,8 @@ func (s *Store) signInMany(ctx context.Context, batch []*signInCall) error {
 	}
 	players := make([]accounts.Player, len(batch))
 	found := make([]bool, len(batch))
-	err := s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
-		rows, err := c.Query(ctx, s.signInSQL.get(len(batch), !isCockroach(c.Conn())), args...)
+	err := s.pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, s.signInBatchSQL.get(len(batch), !isCockroach(conn.Conn())), args...)
 		if err != nil {
 			return err
 		}
@@ -148,7 +148,7 @@ func (s *Store) createMany(ctx context.Context, batch []*createCall) error {
 	for _, c := range batch {
 		args = append(args, c.in.values()...)
 	}
-	_, err := s.pool.Exec(ctx, s.createSQL.get(len(batch), true), args...)
+	_, err := s.pool.Exec(ctx, s.createBatchSQL.get(len(batch), true), args...)
 	return err
 }
 

@@ -78,8 +78,15 @@ func (f *opsFlags) client() (*control.Client, error) {
 	return c, nil
 }
 
-func (f *opsFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), f.timeout)
+// open returns the control plane client and the command's context, bounded
+// by --timeout.
+func (f *opsFlags) open(cmd *cobra.Command) (context.Context, *control.Client, context.CancelFunc, error) {
+	c, err := f.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	return ctx, c, cancel, nil
 }
 
 // print writes v as indented JSON with --json, else runs text.
@@ -108,11 +115,10 @@ cell reports "draining" once its processes applied it), health and load.
 Watch a drain with it: the sessions of a draining cell fall to zero.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			ctx, c, cancel, err := f.open(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := f.context(cmd)
 			defer cancel()
 			cells, err := c.Cells(ctx)
 			if err != nil {
@@ -166,17 +172,16 @@ undrain <cell>" ends it. Draining the last cell that takes new players is
 refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			if batch < 1 {
 				return fmt.Errorf("--batch %d: want 1 to 10000 players", batch)
 			}
 			if interval%time.Millisecond != 0 || interval <= 0 {
 				return fmt.Errorf("--interval %v: want whole milliseconds from 10ms to 10m", interval)
 			}
-			ctx, cancel := f.context(cmd)
+			ctx, c, cancel, err := f.open(cmd)
+			if err != nil {
+				return err
+			}
 			defer cancel()
 			st, err := c.Drain(ctx, args[0], control.DrainRequest{Batch: batch, IntervalMS: interval.Milliseconds(), Reason: reason})
 			if err != nil {
@@ -206,11 +211,10 @@ func newControlUndrainCmd(g *globals) *cobra.Command {
 		Short: "End an operator's drain of a cell",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			ctx, c, cancel, err := f.open(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := f.context(cmd)
 			defer cancel()
 			if err := c.Undrain(ctx, args[0]); err != nil {
 				return err
@@ -255,11 +259,10 @@ func newOverrideSetCmd(g *globals, kind string) *cobra.Command {
 		if kind == "pin" {
 			cell = args[1]
 		}
-		c, err := f.client()
+		ctx, c, cancel, err := f.open(cmd)
 		if err != nil {
 			return err
 		}
-		ctx, cancel := f.context(cmd)
 		defer cancel()
 		o, err := c.SetOverride(ctx, args[0], control.OverrideRequest{Kind: kind, Cell: cell, Reason: reason})
 		if err != nil {
@@ -282,11 +285,10 @@ func newOverrideClearCmd(g *globals) *cobra.Command {
 		Short: "Remove a player's override",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			ctx, c, cancel, err := f.open(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := f.context(cmd)
 			defer cancel()
 			if err := c.ClearOverride(ctx, args[0]); err != nil {
 				return err
@@ -307,11 +309,10 @@ func newOverrideListCmd(g *globals) *cobra.Command {
 		Short: "List the override table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			ctx, c, cancel, err := f.open(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := f.context(cmd)
 			defer cancel()
 			all, err := c.Overrides(ctx)
 			if err != nil {
@@ -350,11 +351,10 @@ If the answer says the marker was not recorded, run the same command again
 with --from <old cell>.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
+			ctx, c, cancel, err := f.open(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := f.context(cmd)
 			defer cancel()
 			res, err := c.Rehome(ctx, args[0], control.RehomeRequest{Cell: args[1], From: from})
 			if err != nil {
