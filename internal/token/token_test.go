@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -610,6 +612,44 @@ func BenchmarkVerify(b *testing.B) {
 	for b.Loop() {
 		if _, err := v.Verify(tok, token.AudiencePlayer); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// The signer uses curve25519-voi for speed; Ed25519 is deterministic, so
+// its signatures must be byte for byte those of crypto/ed25519, for every
+// key (the RFC 8032 test key and random ones) and every token shape.
+func TestSignerMatchesStdlib(t *testing.T) {
+	keys := []ed25519.PrivateKey{rfcKey(t)}
+	for range 64 {
+		keys = append(keys, newKey(t))
+	}
+	for i, k := range keys {
+		s := signer(t, keySet(t, k), epoch.Add(time.Duration(i)*time.Second))
+		issue := []func() (string, time.Time, error){
+			func() (string, time.Time, error) {
+				return s.IssuePlayer(strings.Repeat("p", 1+i), "eu-west", 15*time.Minute)
+			},
+			func() (string, time.Time, error) {
+				return s.IssueServer("ds-"+strconv.Itoa(i), []string{"match:report", "inventory:grant"}, time.Hour)
+			},
+			func() (string, time.Time, error) {
+				return s.IssueResume("p", "sess-"+strconv.Itoa(i), "us-east", time.Minute)
+			},
+		}
+		for _, f := range issue {
+			tok, _, err := f()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dot := strings.LastIndexByte(tok, '.')
+			got, err := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+			if err != nil {
+				t.Fatalf("signature of %q: %v", tok, err)
+			}
+			if want := ed25519.Sign(k, []byte(tok[:dot])); !bytes.Equal(got, want) {
+				t.Fatalf("key %d: signature %x, crypto/ed25519 gives %x", i, got, want)
+			}
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/livecell/livecell/cell/accounts"
 	"github.com/livecell/livecell/internal/apierr"
@@ -20,18 +19,16 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t accounts.RefreshToken)
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	err := insertRefresh(ctx, s.pool, t)
-	if isForeignKeyViolation(err) {
-		return apierr.Wrap(op, apierr.NotFound, "no such player", err)
+	// Stored only if the player exists: refresh_tokens has no foreign key
+	// (migration 0004 says why), so the statement checks.
+	tag, err := s.pool.Exec(ctx,
+		`INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+		 SELECT $1, $2, id, $4, $5, $6 FROM players WHERE id = $3`,
+		t.Hash, t.FamilyID, t.PlayerID, t.HomeCell, t.IssuedAt, t.ExpiresAt)
+	if err == nil && tag.RowsAffected() == 0 {
+		return apierr.Wrap(op, apierr.NotFound, "no such player", nil)
 	}
 	return conflictError(op, err)
-}
-
-// isForeignKeyViolation reports SQLSTATE 23503: here, a token for a player
-// that does not exist.
-func isForeignKeyViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23503"
 }
 
 func insertRefresh(ctx context.Context, q querier, t accounts.RefreshToken) error {

@@ -62,6 +62,24 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 CREATE INDEX IF NOT EXISTS refresh_tokens_family_idx ON refresh_tokens (family_id);
 CREATE INDEX IF NOT EXISTS refresh_tokens_player_idx ON refresh_tokens (player_id);
 
+-- accounts/0004_refresh_tokens_no_player_fk.sql
+-- Refresh tokens drop their foreign key to players.
+--
+-- Every sign-in stores a refresh token, so this is the accounts service's
+-- hottest insert. The foreign key made each one take a KEY SHARE lock on
+-- the player's row: a WAL-logged tuple lock (a MultiXact when the same
+-- player signs in twice at once) on what is otherwise a read, costing about
+-- a fifth of PostgreSQL's CPU per login (docs/benchmarks.md). The key
+-- guarded nothing the statements do not already: every insert takes
+-- player_id from a players row read in the same statement (sign-in, first
+-- login, CreateRefreshToken) or from the token it rotates, and players are
+-- never deleted. Whatever deletes players one day must delete their tokens
+-- in the same transaction.
+--
+-- Portable SQL: PostgreSQL and CockroachDB both name the constraint
+-- <table>_<column>_fkey and both accept DROP CONSTRAINT IF EXISTS.
+ALTER TABLE refresh_tokens DROP CONSTRAINT IF EXISTS refresh_tokens_player_id_fkey;
+
 -- directory/0001_player_homes.sql
 -- The player -> home-cell directory. Base schema accepted by PostgreSQL and
 -- CockroachDB alike; in production the CockroachDB overlay makes the table

@@ -1,0 +1,16 @@
+-- Refresh tokens drop their foreign key to players.
+--
+-- Every sign-in stores a refresh token, so this is the accounts service's
+-- hottest insert. The foreign key made each one take a KEY SHARE lock on
+-- the player's row: a WAL-logged tuple lock (a MultiXact when the same
+-- player signs in twice at once) on what is otherwise a read, costing about
+-- a fifth of PostgreSQL's CPU per login (docs/benchmarks.md). The key
+-- guarded nothing the statements do not already: every insert takes
+-- player_id from a players row read in the same statement (sign-in, first
+-- login, CreateRefreshToken) or from the token it rotates, and players are
+-- never deleted. Whatever deletes players one day must delete their tokens
+-- in the same transaction.
+--
+-- Portable SQL: PostgreSQL and CockroachDB both name the constraint
+-- <table>_<column>_fkey and both accept DROP CONSTRAINT IF EXISTS.
+ALTER TABLE refresh_tokens DROP CONSTRAINT IF EXISTS refresh_tokens_player_id_fkey;
