@@ -45,7 +45,7 @@ func withSteamServer(t testing.TB, store accounts.Store) (*steamtest.Server, fun
 	t.Helper()
 	srv := steamtest.NewServer(steamAppID, steamKey)
 	t.Cleanup(srv.Close)
-	v, err := steam.New(steam.Config{BaseURL: srv.URL(), AppID: steamAppID, PublisherKey: steamKey}, nil)
+	v, err := steam.New(steam.Config{BaseURL: srv.URL(), AppID: steamAppID, PublisherKey: steamKey})
 	if err != nil {
 		t.Fatalf("steam.New = %v", err)
 	}

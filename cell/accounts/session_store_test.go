@@ -57,7 +57,7 @@ func newSSEnv(t *testing.T, store accounts.Store) *ssEnv {
 	}
 	srv := steamtest.NewServer(480, "KEY")
 	t.Cleanup(srv.Close)
-	v, err := steam.New(steam.Config{BaseURL: srv.URL(), AppID: 480, PublisherKey: "KEY"}, nil)
+	v, err := steam.New(steam.Config{BaseURL: srv.URL(), AppID: 480, PublisherKey: "KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}

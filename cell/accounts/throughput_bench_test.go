@@ -173,7 +173,7 @@ func newTPRig(b *testing.B, argon2 accounts.Argon2Params) *tpRig {
 
 	r.steam = steamtest.NewServer(tpSteamApp, tpSteamKey)
 	b.Cleanup(r.steam.Close)
-	sv, err := steam.New(steam.Config{BaseURL: r.steam.URL(), AppID: tpSteamApp, PublisherKey: tpSteamKey}, nil)
+	sv, err := steam.New(steam.Config{BaseURL: r.steam.URL(), AppID: tpSteamApp, PublisherKey: tpSteamKey})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func platformVerifiers(ctx context.Context, log *slog.Logger, deps *cell.Deps) e
 		}
 		v, err := steam.New(steam.Config{
 			BaseURL: os.Getenv(envSteamAPI), AppID: uint32(id), PublisherKey: key, Identity: os.Getenv(envSteamIdentity),
-		}, nil)
+		})
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package steam
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,10 +35,11 @@ func newVerifier(t testing.TB, baseURL string, mod func(*Config)) *Verifier {
 	if mod != nil {
 		mod(&cfg)
 	}
-	v, err := New(cfg, nil)
+	v, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(v.Close)
 	return v
 }
 
@@ -334,13 +336,12 @@ func TestVerifyNeverFollowsRedirects(t *testing.T) {
 	}))
 	defer redirector.Close()
 
-	// Even a caller's client that follows redirects must not.
-	v, err := New(Config{BaseURL: redirector.URL, AppID: appID, PublisherKey: key}, &http.Client{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = v.Verify(context.Background(), "0a0b")
+	v := newVerifier(t, redirector.URL, nil)
+	_, err := v.Verify(context.Background(), "0a0b")
 	checkErr(t, err, apierr.Unavailable, "")
+	if !strings.Contains(err.Error(), "HTTP 302") {
+		t.Errorf("err = %v, want the redirect reported as HTTP 302", err)
+	}
 	if n := stolen.Load(); n != 0 {
 		t.Errorf("redirect target got %d requests, want 0", n)
 	}
@@ -359,6 +360,10 @@ func TestVerifySendsDocumentedRequest(t *testing.T) {
 	}
 	if got.Method != http.MethodGet {
 		t.Errorf("method = %s, want GET", got.Method)
+	}
+	if got.Header.Get("Accept") != "application/json" || got.UserAgent() != "livecell" || got.Host != strings.TrimPrefix(srv.URL, "http://") {
+		t.Errorf("Accept %q, User-Agent %q, Host %q; want application/json, livecell and the server's host",
+			got.Header.Get("Accept"), got.UserAgent(), got.Host)
 	}
 	if got.URL.Path != Path {
 		t.Errorf("path = %q, want %q", got.URL.Path, Path)
@@ -390,10 +395,12 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"base with query", Config{AppID: 1, PublisherKey: "k", BaseURL: "https://x/?a=b"}, "BaseURL"},
 		{"negative timeout", Config{AppID: 1, PublisherKey: "k", Timeout: -1}, "Timeout"},
 		{"huge timeout", Config{AppID: 1, PublisherKey: "k", Timeout: time.Hour}, "Timeout"},
+		{"tls for https", Config{AppID: 1, PublisherKey: "k", TLS: &tls.Config{}}, ""},
+		{"tls for http", Config{AppID: 1, PublisherKey: "k", BaseURL: "http://x", TLS: &tls.Config{}}, "TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := New(tt.cfg, nil)
+			v, err := New(tt.cfg)
 			if tt.wantErr == "" {
 				if err != nil || v == nil {
 					t.Fatalf("New = %v, %v; want a verifier", v, err)
@@ -482,10 +489,10 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// BenchmarkSteamVerify measures logins against the local steamtest server,
+// BenchmarkVerify measures logins against the local steamtest server,
 // client and server sharing the machine. logins/s is the figure to compare
 // with the 9,000/s target.
-func BenchmarkSteamVerify(b *testing.B) {
+func BenchmarkVerify(b *testing.B) {
 	srv := steamtest.NewServer(appID, key)
 	defer srv.Close()
 	const tickets = 1024
