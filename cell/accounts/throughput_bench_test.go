@@ -39,9 +39,11 @@ package accounts_test
 // LIVECELL_BENCH_POOL says otherwise.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,8 +87,9 @@ const (
 // tpRig is a running accounts service on PostgreSQL behind a loopback HTTP
 // server, with a keep-alive client.
 type tpRig struct {
-	url      string // the service's base URL
-	client   *http.Client
+	url      string       // the service's base URL
+	client   *http.Client // with LIVECELL_BENCH_CLIENT=net/http
+	raw      *rawClient   // otherwise
 	pool     *pgxpool.Pool
 	admin    *pgx.Conn // outside the pool: reads server statistics
 	steam    *steamtest.Server
@@ -222,11 +225,99 @@ func newTPRig(b *testing.B, argon2 accounts.Argon2Params) *tpRig {
 	tr.MaxIdleConnsPerHost = 4 * r.inflight
 	r.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	b.Cleanup(tr.CloseIdleConnections)
+	switch c := os.Getenv("LIVECELL_BENCH_CLIENT"); c {
+	case "", "raw":
+		r.raw = &rawClient{host: ln.Addr().String()}
+		b.Cleanup(r.raw.close)
+	case "net/http":
+	default:
+		b.Fatalf("LIVECELL_BENCH_CLIENT=%q: want raw or net/http", c)
+	}
 	return r
+}
+
+// rawClient is the load generator's default HTTP/1.1 client, built like
+// wrk's: keep-alive connections, each request written and its answer read
+// on the calling goroutine. net/http's client costs its two goroutine
+// hand-offs per request on top (≈ 20 µs of this 2-core machine's CPU per
+// login, docs/benchmarks.md), which a load generator on the measured box
+// should not charge to the service. LIVECELL_BENCH_CLIENT=net/http
+// measures with net/http's client instead.
+type rawClient struct {
+	host string
+	mu   sync.Mutex
+	idle []*rawConn
+}
+
+type rawConn struct {
+	nc  net.Conn
+	br  *bufio.Reader
+	req []byte
+}
+
+func (c *rawClient) post(path string, body []byte) (int, []byte, error) {
+	c.mu.Lock()
+	var rc *rawConn
+	if n := len(c.idle); n > 0 {
+		rc, c.idle = c.idle[n-1], c.idle[:n-1]
+	}
+	c.mu.Unlock()
+	if rc == nil {
+		nc, err := net.Dial("tcp", c.host)
+		if err != nil {
+			return 0, nil, err
+		}
+		rc = &rawConn{nc: nc, br: bufio.NewReader(nc)}
+	}
+	rc.req = append(rc.req[:0], "POST "...)
+	rc.req = append(rc.req, path...)
+	rc.req = append(rc.req, " HTTP/1.1\r\nHost: "...)
+	rc.req = append(rc.req, c.host...)
+	rc.req = append(rc.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	rc.req = strconv.AppendInt(rc.req, int64(len(body)), 10)
+	rc.req = append(rc.req, "\r\n\r\n"...)
+	rc.req = append(rc.req, body...)
+	status, out, err := rc.roundTrip()
+	if err != nil {
+		rc.nc.Close()
+		return 0, nil, err
+	}
+	c.mu.Lock()
+	c.idle = append(c.idle, rc)
+	c.mu.Unlock()
+	return status, out, nil
+}
+
+func (rc *rawConn) roundTrip() (int, []byte, error) {
+	if _, err := rc.nc.Write(rc.req); err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	out, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.Close {
+		err = errors.New("server closed the keep-alive connection")
+	}
+	return resp.StatusCode, out, err
+}
+
+func (c *rawClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rc := range c.idle {
+		rc.nc.Close()
+	}
+	c.idle = nil
 }
 
 // post sends one request and returns its status and body.
 func (r *tpRig) post(path string, body []byte) (int, []byte, error) {
+	if r.raw != nil {
+		return r.raw.post(path, body)
+	}
 	req, err := http.NewRequest(http.MethodPost, r.url+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
