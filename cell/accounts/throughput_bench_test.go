@@ -11,7 +11,7 @@ package accounts_test
 //	  -benchtime=20000x -count=3 ./cell/accounts/
 //
 // What is real: the accounts Handler served by net/http on a loopback
-// listener, a keep-alive client, pgstore and the PostgreSQL player directory
+// listener, a keep-alive load generator (rawClient), pgstore and the PostgreSQL player directory
 // on one pgx pool with the production pool defaults (db.ParseConfig), the
 // real steam verifier calling a steamtest server over loopback HTTP for
 // every sign-in (nothing is cached), Ed25519 access tokens, refresh tokens
