@@ -13,6 +13,9 @@ import (
 	"github.com/livecell/livecell/internal/db"
 )
 
+// refreshColumns are the columns a new refresh token is stored with.
+const refreshColumns = `token_hash, family_id, player_id, home_cell, issued_at, expires_at`
+
 // CreateRefreshToken stores the first token of a new family.
 func (s *Store) CreateRefreshToken(ctx context.Context, t accounts.RefreshToken) error {
 	const op = "pgstore.CreateRefreshToken"
@@ -22,7 +25,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t accounts.RefreshToken)
 	// Stored only if the player exists: refresh_tokens has no foreign key
 	// (migration 0004 says why), so the statement checks.
 	tag, err := s.pool.Exec(ctx,
-		`INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+		`INSERT INTO refresh_tokens (`+refreshColumns+`)
 		 SELECT $1, $2, id, $4, $5, $6 FROM players WHERE id = $3`,
 		t.Hash, t.FamilyID, t.PlayerID, t.HomeCell, t.IssuedAt, t.ExpiresAt)
 	if err == nil && tag.RowsAffected() == 0 {
@@ -33,7 +36,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t accounts.RefreshToken)
 
 func insertRefresh(ctx context.Context, q querier, t accounts.RefreshToken) error {
 	_, err := q.Exec(ctx,
-		`INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+		`INSERT INTO refresh_tokens (`+refreshColumns+`)
 		 VALUES ($1, $2, $3, $4, $5, $6)`,
 		t.Hash, t.FamilyID, t.PlayerID, t.HomeCell, t.IssuedAt, t.ExpiresAt)
 	return err

@@ -27,7 +27,7 @@ WITH p AS (
 	  FROM identities i JOIN players p ON p.id = i.player_id
 	 WHERE i.provider = $1 AND i.subject = $2
 ), t AS (
-	INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+	INSERT INTO refresh_tokens (` + refreshColumns + `)
 	SELECT $3, $4, p.id, p.home_cell, $5, $6 FROM p%s
 )
 SELECT id, username, password_hash, home_cell, created_at FROM p`
@@ -118,7 +118,7 @@ WITH p AS (
 ), i AS (
 	INSERT INTO identities (` + identityColumns + `) VALUES ($6, $7, $1, $4, $8, COALESCE($9::TIMESTAMPTZ, now()))
 )
-INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+INSERT INTO refresh_tokens (` + refreshColumns + `)
 VALUES ($10, $11, $1, $4, $12, $13)`
 
 // CreatePlayerWithIdentityAndToken stores p, its first identity and its

@@ -38,7 +38,7 @@ WITH r (n, provider, subject, token_hash, family_id, issued_at, expires_at) AS (
 	  FROM r JOIN identities i ON i.provider = r.provider AND i.subject = r.subject
 	         JOIN players p ON p.id = i.player_id
 ), t AS (
-	INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+	INSERT INTO refresh_tokens (` + refreshColumns + `)
 	SELECT p.token_hash, p.family_id, p.id, p.home_cell, p.issued_at, p.expires_at FROM p`)
 	if postgres {
 		b.WriteString(signInAsyncCommit)
@@ -138,7 +138,7 @@ WITH r (n, id, username, password_hash, home_cell, created_at,
 	INSERT INTO identities (` + identityColumns + `)
 	SELECT provider, subject, id, home_cell, display_name, COALESCE(linked_at, now()) FROM r
 )
-INSERT INTO refresh_tokens (token_hash, family_id, player_id, home_cell, issued_at, expires_at)
+INSERT INTO refresh_tokens (` + refreshColumns + `)
 SELECT token_hash, family_id, id, home_cell, issued_at, expires_at FROM r`
 }
 

@@ -157,8 +157,12 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.BaseURL = DefaultBaseURL
 	}
 	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" || base.RawQuery != "" || base.Fragment != "" {
-		return nil, fmt.Errorf("steam.New: BaseURL %q must be an absolute http(s) URL without query", cfg.BaseURL)
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" || base.User != nil || base.RawQuery != "" || base.Fragment != "" {
+		shown := cfg.BaseURL
+		if base != nil {
+			shown = base.Redacted()
+		}
+		return nil, fmt.Errorf("steam.New: BaseURL %q must be an absolute http(s) URL without credentials or query", shown)
 	}
 	if cfg.AppID == 0 {
 		return nil, errors.New("steam.New: AppID is required")

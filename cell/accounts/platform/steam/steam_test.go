@@ -392,6 +392,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"key with newline", Config{AppID: 1, PublisherKey: "secretkey\n"}, "PublisherKey contains whitespace"},
 		{"relative base", Config{AppID: 1, PublisherKey: "k", BaseURL: "partner.steam-api.com"}, "BaseURL"},
 		{"ftp base", Config{AppID: 1, PublisherKey: "k", BaseURL: "ftp://x"}, "BaseURL"},
+		// Credentials in the URL would be neither sent nor kept out of errors.
+		{"base with credentials", Config{AppID: 1, PublisherKey: "k", BaseURL: "https://user:s3cretpw@x"}, "BaseURL"},
 		{"base with query", Config{AppID: 1, PublisherKey: "k", BaseURL: "https://x/?a=b"}, "BaseURL"},
 		{"negative timeout", Config{AppID: 1, PublisherKey: "k", Timeout: -1}, "Timeout"},
 		{"huge timeout", Config{AppID: 1, PublisherKey: "k", Timeout: time.Hour}, "Timeout"},
@@ -410,8 +412,8 @@ func TestNewValidatesConfig(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("New error = %v, want one mentioning %q", err, tt.wantErr)
 			}
-			if strings.Contains(err.Error(), "secretkey") {
-				t.Errorf("error %q contains the key", err)
+			if strings.Contains(err.Error(), "secretkey") || strings.Contains(err.Error(), "s3cretpw") {
+				t.Errorf("error %q contains a secret", err)
 			}
 		})
 	}
